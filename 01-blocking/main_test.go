@@ -1,0 +1,47 @@
+// The tests particular to stage 01; the tests every stage passes are in
+// scaffold_test.go.
+
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestOneRequestInFlightAtATime proves the staircase from the server's side:
+// a blocking client never has two requests open, whatever the timing.
+func TestOneRequestInFlightAtATime(t *testing.T) {
+	srv := startServer(t)
+	rn := newTestRun(t, srv, 20*time.Millisecond, "", "", "", "", "")
+	rn.fetch()
+	sameResponses(t, srv, rn)
+	st := srv.Stats(rn.tag)
+	if st.Requests != 5 || st.PeakInFlight != 1 {
+		t.Errorf("server saw %d requests with at most %d in flight; want 5 and exactly 1", st.Requests, st.PeakInFlight)
+	}
+}
+
+// TestEachRequestMakesTheBlockingCalls checks the system calls a blocking
+// client makes: one socket, connect, close per request, at least one write,
+// a final read that returns 0, and never an EAGAIN or EINPROGRESS.
+func TestEachRequestMakesTheBlockingCalls(t *testing.T) {
+	srv := startServer(t)
+	rn := newTestRun(t, srv, 0, "", "", "")
+	rn.fetch()
+	sameResponses(t, srv, rn)
+	got := map[string]int{}
+	for key, count := range rn.calls {
+		if key != "write" && key != "read" {
+			got[key] = count
+		}
+	}
+	want := map[string]int{"socket": 3, "connect": 3, "close": 3}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("system calls other than read and write (-want +got):\n%s", diff)
+	}
+	if rn.calls["write"] < 3 || rn.calls["read"] < 6 {
+		t.Errorf("write %d, read %d: want at least one write and two reads (data, then end of file) per request", rn.calls["write"], rn.calls["read"])
+	}
+}

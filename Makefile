@@ -1,0 +1,50 @@
+# Every command a reader needs. `make` alone lists them.
+
+SHELL := /bin/bash
+STAGES := $(sort $(wildcard [0-9][0-9]-*))
+# Stages that must also build on macOS and FreeBSD (05 is epoll: Linux only).
+PORTABLE := $(filter-out 05-%,$(STAGES))
+ARGS ?=
+ADDR ?= 127.0.0.1:8000
+FROM ?= 01
+TO ?= 02
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: help run test lint diff cross server
+
+help: ## list the commands (this)
+	@grep -hE '^[a-z0-9%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+run: ## run every stage in order against the embedded test server (ARGS="-n 8" passes flags)
+	@for stage in $(STAGES); do \
+		echo "════════ $$stage ════════"; \
+		go run ./$$stage $(ARGS) || exit $$?; \
+		echo; \
+	done
+
+run-%: ## run one stage: make run-01 ARGS="-trace -n 2"
+	go run ./$(firstword $(wildcard $*-*)) $(ARGS)
+
+test: ## run every test, with the race detector
+	go test -race ./...
+
+lint: ## gofmt, go vet and staticcheck must have nothing to say
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	go vet ./...
+	go run $(STATICCHECK) ./...
+
+diff: ## what stage TO changes from stage FROM: make diff FROM=01 TO=02
+	@from=$$(ls -d $(FROM)-*/ 2>/dev/null | head -1); to=$$(ls -d $(TO)-*/ 2>/dev/null | head -1); \
+	if [ -z "$$from" ] || [ -z "$$to" ]; then echo "no stage $(FROM) or $(TO); the stages are: $(STAGES)"; exit 2; fi; \
+	diff -ruN -x 'scaffold*.go' $${from%/} $${to%/}; \
+	changed=$$(diff -ruN -x 'scaffold*.go' $${from%/} $${to%/} | grep -E '^[-+]' | grep -cvE '^(\+\+\+|---) '); \
+	echo "── $${from%/} → $${to%/}: $$changed lines added or removed (scaffold.go and scaffold_test.go are identical and left out)"
+
+cross: ## build the portable stages and internal/ for macOS and FreeBSD (amd64, arm64)
+	@for os in darwin freebsd; do for arch in amd64 arm64; do \
+		echo "GOOS=$$os GOARCH=$$arch go build ./internal/... $(addprefix ./,$(PORTABLE))"; \
+		GOOS=$$os GOARCH=$$arch go build ./internal/... $(addprefix ./,$(PORTABLE)) || exit 1; \
+	done; done
+
+server: ## start the test server on its own: make server ADDR=127.0.0.1:8000
+	go run ./internal/testserver/cmd/testserver -addr $(ADDR)

@@ -1,0 +1,126 @@
+package testserver
+
+import (
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Caps on what one request may ask for, so that no request can make the server
+// allocate or wait without bound.
+const (
+	maxDelay     = 60 * time.Second // longest delay=
+	maxSize      = 64 << 20         // largest size= in bytes; bodies are made on the fly, never held whole
+	maxChunk     = 1 << 20          // largest chunk=; one piece is allocated per drip
+	maxPause     = time.Second      // longest pause= between drip pieces or header lines
+	maxDripTotal = 60 * time.Second // longest a whole drip may take: pieces × pause
+)
+
+// Defaults for the parameters a request leaves out.
+const (
+	defaultDripSize     = 4096
+	defaultLargeSize    = 1 << 20
+	defaultTruncateSize = 4096
+	defaultChunk        = 256
+	defaultDripPause    = 20 * time.Millisecond
+	defaultHeaderPause  = 50 * time.Millisecond
+)
+
+// options are the query parameters that shape a recorded response.
+type options struct {
+	id    string        // req=
+	delay time.Duration // delay=: wait this long before answering
+	fault string        // fault=: "" for a normal answer
+	size  int64         // size=: body bytes for drip, large and truncate
+	chunk int           // chunk=: bytes per drip piece
+	pause time.Duration // pause=: between drip pieces, or before each slow header line
+}
+
+// parseOptions reads and checks the query parameters. Its error is meant for the
+// client: it says which parameter is wrong and why.
+func parseOptions(q url.Values) (options, error) {
+	o := options{id: q.Get("req"), fault: q.Get("fault")}
+	if _, known := faults[o.fault]; o.fault != "" && !known {
+		known := strings.Join(slices.Sorted(maps.Keys(faults)), ", ")
+		return o, fmt.Errorf("unknown fault=%q (known: %s)", o.fault, known)
+	}
+
+	var err error
+	if o.delay, err = durationParam(q, "delay", 0, 0, maxDelay); err != nil {
+		return o, err
+	}
+	size, err := intParam(q, "size", defaultSize(o.fault), 0, maxSize)
+	if err != nil {
+		return o, err
+	}
+	o.size = int64(size)
+	if o.chunk, err = intParam(q, "chunk", defaultChunk, 1, maxChunk); err != nil {
+		return o, err
+	}
+	if o.pause, err = durationParam(q, "pause", defaultPause(o.fault), 0, maxPause); err != nil {
+		return o, err
+	}
+
+	if o.fault == "drip" {
+		pieces := (o.size + int64(o.chunk) - 1) / int64(o.chunk)
+		if total := time.Duration(pieces) * o.pause; total > maxDripTotal {
+			return o, fmt.Errorf("drip of %d pieces with pause=%v would take %v, over the %v cap", pieces, o.pause, total, maxDripTotal)
+		}
+	}
+	return o, nil
+}
+
+func defaultSize(fault string) int {
+	switch fault {
+	case "large":
+		return defaultLargeSize
+	case "truncate":
+		return defaultTruncateSize
+	}
+	return defaultDripSize
+}
+
+func defaultPause(fault string) time.Duration {
+	if fault == "slowheader" {
+		return defaultHeaderPause
+	}
+	return defaultDripPause
+}
+
+// intParam reads the whole number q[name], or def when it is absent, and checks that
+// it lies in [low, high].
+func intParam(q url.Values, name string, def, low, high int) (int, error) {
+	text := q.Get(name)
+	if text == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(text)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q is not a whole number", name, text)
+	}
+	if n < low || n > high {
+		return 0, fmt.Errorf("%s=%d is outside %d..%d", name, n, low, high)
+	}
+	return n, nil
+}
+
+// durationParam reads the Go duration q[name] (such as 200ms), or def when it is
+// absent, and checks that it lies in [low, high].
+func durationParam(q url.Values, name string, def, low, high time.Duration) (time.Duration, error) {
+	text := q.Get(name)
+	if text == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(text)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q is not a Go duration such as 200ms", name, text)
+	}
+	if d < low || d > high {
+		return 0, fmt.Errorf("%s=%v is outside %v..%v", name, d, low, high)
+	}
+	return d, nil
+}
