@@ -17,6 +17,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 
@@ -28,6 +29,10 @@ const stage = "01-blocking"
 func main() {
 	os.Exit(runStage(os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// addStageFlags adds the flags only this stage has. Stage 01 has none: the
+// flags every stage shares are in scaffold.go.
+func addStageFlags(fs *flag.FlagSet) {}
 
 // fetchAll is the part every stage rewrites: how the requests are driven.
 // Here, one after another: the next request starts when the previous is done.

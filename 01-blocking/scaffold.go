@@ -49,6 +49,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.addr, "addr", "", "host:port of a running HTTP server (default: start the embedded test server)")
 	fs.BoolVar(&cfg.trace, "trace", false, "print each system call and its result as it happens (to stderr)")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object summarising the run instead of the text report")
+	addStageFlags(fs) // a stage's own flags, if it has any (see main.go)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -113,7 +114,7 @@ func runStage(args []string, stdout, stderr io.Writer) int {
 
 type run struct {
 	cfg      config
-	tag      string             // run=TAG in every request, so the test server can tell runs apart
+	tag      string              // run=TAG in every request, so the test server can tell runs apart
 	server   *unix.SockaddrInet4 // where the requests go (resolved once, before any request starts)
 	requests []*request
 	traceOut io.Writer // where -trace writes
@@ -230,12 +231,16 @@ func (rn *run) askServerForPeak(embedded *testserver.Server) {
 //	n, err := unix.Read(fd, buf)
 //	r.record("read", n, err)
 //
-// Results that are errors are counted apart ("read EAGAIN"), so a report
-// shows how many calls did nothing.
+// Results that are errors are counted apart ("read EAGAIN"), and so are
+// waits that returned with nothing ready ("select timeout"), so a report shows
+// how many calls did nothing.
 func (rn *run) record(who string, call string, result int, err error) {
 	key := call
-	if err != nil {
+	switch {
+	case err != nil:
 		key = call + " " + errnoName(err)
+	case result == 0 && isWait(call):
+		key = call + " timeout"
 	}
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
@@ -248,6 +253,11 @@ func (rn *run) record(who string, call string, result int, err error) {
 		outcome = "-1 " + errnoName(err) + " (" + err.Error() + ")"
 	}
 	fmt.Fprintf(rn.traceOut, "%9.6f %-7s %-12s = %s\n", time.Since(rn.start).Seconds(), who, call, outcome)
+}
+
+// isWait tells the calls that wait for readiness apart from the others.
+func isWait(call string) bool {
+	return call == "select" || call == "poll" || call == "epoll_wait" || call == "kevent"
 }
 
 func errnoName(err error) string {
@@ -423,11 +433,13 @@ func (rn *run) achievedConcurrency() float64 {
 	return float64(busy) / float64(rn.wall())
 }
 
-// wasted counts the calls that returned EAGAIN: asked, and had nothing to do.
+// wasted counts the calls that did nothing: a read or write that returned
+// EAGAIN ("try again"), a connect that returned EALREADY ("still
+// connecting"), and a wait that timed out with nothing ready.
 func (rn *run) wasted() int {
 	total := 0
 	for key, count := range rn.calls {
-		if strings.HasSuffix(key, " EAGAIN") {
+		if strings.HasSuffix(key, " EAGAIN") || strings.HasSuffix(key, " EALREADY") || strings.HasSuffix(key, " timeout") {
 			total += count
 		}
 	}
@@ -451,31 +463,39 @@ func (rn *run) writeReport(w io.Writer) error {
 		rn.cfg.n-rn.failed(), rn.failed(), rn.bodyBytes(), seconds(rn.wall()), seconds(rn.cpu), cpuNote)
 	fmt.Fprintf(w, "achieved concurrency %.2f (time spent in requests / wall) · peak in flight at the server %s\n",
 		rn.achievedConcurrency(), rn.peakText())
-	_, err := fmt.Fprintf(w, "system calls: %s · wasted (EAGAIN) %d\n", rn.callsText(), rn.wasted())
+	_, err := fmt.Fprintf(w, "system calls: %s · wasted (EAGAIN, EALREADY, timeout) %d\n", rn.callsText(), rn.wasted())
 	return err
 }
 
-// writeRequestLines prints one line per request, or for a long run the first
-// ones and every failure.
+// writeRequestLines prints one line per request; after the first
+// shownRequests, only a count of each outcome, so a run of thousands stays
+// readable (-json lists every request).
 func (rn *run) writeRequestLines(w io.Writer) {
 	fmt.Fprintf(w, "  req  %-38s status %8s  %15s  %7s\n", "request", "body", "start → end", "took")
-	hidden := 0
+	var hidden []string // the outcomes not printed, in order of first appearance
+	hiddenCount := map[string]int{}
 	for i, r := range rn.requests {
-		if i >= shownRequests && r.err == nil {
-			hidden++
+		if i >= shownRequests {
+			outcome := "succeeded"
+			if r.err != nil {
+				outcome = "failed: " + r.err.Error()
+			}
+			if hiddenCount[outcome] == 0 {
+				hidden = append(hidden, outcome)
+			}
+			hiddenCount[outcome]++
 			continue
 		}
 		what := fmt.Sprintf("GET %s (%s)", r.path, r.host)
-		span := fmt.Sprintf("%s → %s", seconds(r.start), seconds(r.end))
-		took := millis(r.end - r.start)
 		if r.err != nil {
 			fmt.Fprintf(w, "%5d  %-38s FAILED: %v\n", r.id, what, r.err)
 			continue
 		}
-		fmt.Fprintf(w, "%5d  %-38s %6d %8s  %15s  %7s\n", r.id, what, r.status, strconv.Itoa(len(r.body))+" B", span, took)
+		span := fmt.Sprintf("%s → %s", seconds(r.start), seconds(r.end))
+		fmt.Fprintf(w, "%5d  %-38s %6d %8s  %15s  %7s\n", r.id, what, r.status, strconv.Itoa(len(r.body))+" B", span, millis(r.end-r.start))
 	}
-	if hidden > 0 {
-		fmt.Fprintf(w, "  …    and %d more that succeeded (-json lists every request)\n", hidden)
+	for _, outcome := range hidden {
+		fmt.Fprintf(w, "  …    %d more %s\n", hiddenCount[outcome], outcome)
 	}
 }
 

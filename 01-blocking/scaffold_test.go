@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -287,6 +289,27 @@ func TestJSONSummaryHasEveryField(t *testing.T) {
 	}
 	if s.Stage != stage || s.Requests != 3 || s.OK != 3 || s.Failed != 0 || s.PeakInFlight == nil || len(s.Results) != 3 || s.Syscalls["connect"]+s.Syscalls["connect EINPROGRESS"] != 3 {
 		t.Errorf("summary does not describe 3 good requests: %+v", s)
+	}
+}
+
+// TestWorksAgainstAnyHTTPServer points the stage at a server that is not the
+// project's: responses still count, and the peak is reported as unknown.
+func TestWorksAgainstAnyHTTPServer(t *testing.T) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello from another server")
+	}))
+	defer other.Close()
+	var out, errOut bytes.Buffer
+	addr := strings.TrimPrefix(other.URL, "http://")
+	if code := runStage([]string{"-n", "3", "-addr", addr, "-json"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit code %d, stderr: %s", code, errOut.String())
+	}
+	var s summary
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.OK != 3 || s.Bytes != 3*len("hello from another server") || s.PeakInFlight != nil {
+		t.Errorf("ok %d, bytes %d, peak %v; want 3, %d, null", s.OK, s.Bytes, s.PeakInFlight, 3*len("hello from another server"))
 	}
 }
 
