@@ -10,7 +10,7 @@ FROM ?= 01
 TO ?= 02
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run test lint diff cross server
+.PHONY: help run test lint diff sync-scaffold cross server
 
 help: ## list the commands (this)
 	@grep -hE '^[a-z0-9%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -39,6 +39,9 @@ diff: ## what stage TO changes from stage FROM: make diff FROM=01 TO=02
 	diff -ruN -x 'scaffold*.go' $${from%/} $${to%/}; \
 	changed=$$(diff -ruN -x 'scaffold*.go' $${from%/} $${to%/} | grep -E '^[-+]' | grep -cvE '^(\+\+\+|---) '); \
 	echo "── $${from%/} → $${to%/}: $$changed lines added or removed (scaffold.go and scaffold_test.go are identical and left out)"
+
+sync-scaffold: ## copy 01's scaffold.go and scaffold_test.go to every other stage (they must stay identical)
+	@for stage in $(filter-out 01-%,$(STAGES)); do cp 01-blocking/scaffold.go 01-blocking/scaffold_test.go $$stage/; echo "copied to $$stage"; done
 
 cross: ## build the portable stages and internal/ for macOS and FreeBSD (amd64, arm64)
 	@for os in darwin freebsd; do for arch in amd64 arm64; do \

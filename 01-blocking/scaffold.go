@@ -225,8 +225,14 @@ func (rn *run) askServerForPeak(embedded *testserver.Server) {
 	rn.peak = stats.PeakInFlight
 }
 
-// record counts one system call by its name and result, and prints it under
-// -trace. Each stage calls it right after the call it records, for example
+// record counts a system call that belongs to no one request, such as the
+// select or epoll_wait of an event loop (see count).
+func (rn *run) record(call string, result int, err error) {
+	rn.count("loop", call, result, err)
+}
+
+// count counts one system call by its name and result, and prints it under
+// -trace. Each stage records a call right after making it, for example
 //
 //	n, err := unix.Read(fd, buf)
 //	r.record("read", n, err)
@@ -234,7 +240,7 @@ func (rn *run) askServerForPeak(embedded *testserver.Server) {
 // Results that are errors are counted apart ("read EAGAIN"), and so are
 // waits that returned with nothing ready ("select timeout"), so a report shows
 // how many calls did nothing.
-func (rn *run) record(who string, call string, result int, err error) {
+func (rn *run) count(who string, call string, result int, err error) {
 	key := call
 	switch {
 	case err != nil:
@@ -304,9 +310,9 @@ func (rn *run) newRequest(id int, host, path string) *request {
 	return &request{rn: rn, id: id, host: host, path: path, addr: rn.server, raw: []byte(raw), target: rn.cfg.addr}
 }
 
-// record counts a system call made for this request (see run.record).
+// record counts a system call made for this request (see run.count).
 func (r *request) record(call string, result int, err error) {
-	r.rn.record("req "+strconv.Itoa(r.id), call, result, err)
+	r.rn.count("req "+strconv.Itoa(r.id), call, result, err)
 }
 
 // begin marks the moment the request starts (just before its socket is made).
@@ -514,18 +520,28 @@ func (rn *run) peakText() string {
 	return strconv.Itoa(rn.peak)
 }
 
-// callsText lists the system calls in the order a request makes them.
+// callOrder is the order in which the report lists system calls: roughly the
+// order in which a request makes them.
+var callOrder = []string{"socket", "fcntl", "connect", "getsockopt", "write", "read", "select", "poll", "epoll_create1", "epoll_ctl", "epoll_wait", "kqueue", "kevent", "close"}
+
+// callsText lists the system calls in callOrder, each result kind apart.
 func (rn *run) callsText() string {
+	rank := func(key string) int {
+		name, _, _ := strings.Cut(key, " ")
+		for i, call := range callOrder {
+			if call == name {
+				return i
+			}
+		}
+		return len(callOrder) // calls not in the list go last
+	}
 	keys := make([]string, 0, len(rn.calls))
 	for key := range rn.calls {
 		keys = append(keys, key)
 	}
-	order := "socket connect getsockopt write read select epoll_create1 epoll_ctl epoll_wait close"
 	sort.Slice(keys, func(i, j int) bool {
-		ci, cj := strings.Fields(keys[i])[0], strings.Fields(keys[j])[0]
-		pi, pj := strings.Index(order, ci), strings.Index(order, cj)
-		if pi != pj {
-			return pi < pj
+		if ri, rj := rank(keys[i]), rank(keys[j]); ri != rj {
+			return ri < rj
 		}
 		return keys[i] < keys[j]
 	})

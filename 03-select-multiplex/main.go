@@ -1,0 +1,270 @@
+// Stage 03-select-multiplex: sleep until some socket is ready.
+//
+// This mirrors section 三 of the notes (IO多路复用, 方式一). Stage 02 asked
+// every socket again and again whether it could go on. select(2) asks the
+// kernel instead: here are the sockets I want to write to (to finish
+// connecting, or to send) and the ones I want to read from; put me to sleep
+// until at least one of them is ready, and tell me which. "Writable" after a
+// nonblocking connect means the handshake is over, successfully or not, so
+// getsockopt(SO_ERROR) says which. "Readable" means bytes have arrived, or the
+// server has closed (read will return 0).
+//
+// What to look for when you run it (go run ./03-select-multiplex): the same
+// stack of parallel bars as stage 02, with the CPU time back near zero and a
+// handful of select calls instead of hundreds of thousands of EAGAINs. Try
+// -timeout 5ms (the notes' value) to see what a polling timeout costs, and -n
+// 1100 to meet FD_SETSIZE: select cannot watch descriptor 1024 or above.
+//
+// Everything around the lesson (flags, request bytes, the report) is in
+// scaffold.go, the same file in every stage. Compare: make diff FROM=02 TO=03.
+// Next: make diff FROM=03 TO=04.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const stage = "03-select-multiplex"
+
+func main() {
+	os.Exit(runStage(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// selectTimeout is how long one select call may sleep when nothing is ready.
+// 0 (the default) means no limit: sleep until a socket is ready. The notes
+// use 5ms, which wakes the process 200 times a second for nothing.
+var selectTimeout time.Duration
+
+// addStageFlags adds the flags only this stage has: -timeout.
+func addStageFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&selectTimeout, "timeout", 0, "longest sleep of one select call; 0 sleeps until a socket is ready (the notes use 5ms)")
+}
+
+// fetchAll is the part every stage rewrites: how the requests are driven.
+// Here, all at once: start every request, then sleep in select until some
+// sockets are ready, give each ready one a try, and sleep again.
+func fetchAll(rn *run) {
+	var pending []*conn
+	for i, r := range rn.requests {
+		r.begin()
+		c, err := start(r)
+		if err != nil {
+			r.finish(err)
+			if errors.Is(err, errFDSetFull) {
+				refuse(rn.requests[i+1:], err) // select can watch no more sockets: start no more
+				break
+			}
+			continue
+		}
+		pending = append(pending, c)
+	}
+	buf := make([]byte, 8192) // one buffer serves every socket: the loop reads one at a time
+	for len(pending) > 0 {
+		readable, writable, err := waitUntilReady(rn, pending)
+		if err != nil { // select itself failed: no request can go on
+			for _, c := range pending {
+				closeSocket(c.r, c.fd)
+				c.r.finish(err)
+			}
+			return
+		}
+		var unfinished []*conn
+		for _, c := range pending {
+			if !readable.IsSet(c.fd) && !writable.IsSet(c.fd) {
+				unfinished = append(unfinished, c) // not ready: nothing to do for it this round
+				continue
+			}
+			done, err := c.step(buf)
+			if done || err != nil {
+				closeSocket(c.r, c.fd)
+				c.r.finish(err)
+				continue
+			}
+			unfinished = append(unfinished, c)
+		}
+		pending = unfinished
+	}
+}
+
+// waitUntilReady builds the two sets select(2) takes (a bit per descriptor)
+// and sleeps in select until some of them are ready. A socket waits in the
+// write set until it has connected and sent its request, then in the read
+// set. select overwrites the sets with the ready ones, so they are built anew
+// before every call.
+func waitUntilReady(rn *run, pending []*conn) (readable, writable *unix.FdSet, err error) {
+	readable, writable = &unix.FdSet{}, &unix.FdSet{}
+	highest := 0
+	for _, c := range pending {
+		if c.wantsToWrite() {
+			writable.Set(c.fd)
+		} else {
+			readable.Set(c.fd)
+		}
+		highest = max(highest, c.fd)
+	}
+	var timeout *unix.Timeval // nil: sleep as long as it takes
+	if selectTimeout > 0 {
+		tv := unix.NsecToTimeval(selectTimeout.Nanoseconds())
+		timeout = &tv
+	}
+	// The first argument is one more than the highest descriptor: the kernel
+	// looks at every bit below it, watched or not.
+	n, err := unix.Select(highest+1, readable, writable, nil, timeout)
+	rn.record("select", n, err)
+	if err == unix.EINTR {
+		// A signal woke select before anything was ready. Report nothing
+		// ready: the loop builds the sets again and goes back to sleep.
+		return &unix.FdSet{}, &unix.FdSet{}, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("select: %w", err)
+	}
+	return readable, writable, nil
+}
+
+// errFDSetFull is why a request is not started once a descriptor reaches
+// FD_SETSIZE: select's sets have a bit for descriptors 0 to 1023 only, and
+// setting a bit beyond them would write past the end of the set.
+var errFDSetFull = fmt.Errorf("not started: select(2) cannot watch descriptors at or above FD_SETSIZE (%d); poll(2) and epoll(7) (stage 05) have no such limit", unix.FD_SETSIZE)
+
+// refuse ends requests that were never started, each with the same error.
+func refuse(requests []*request, err error) {
+	for _, r := range requests {
+		r.begin()
+		r.finish(err)
+	}
+}
+
+// conn is what the loop remembers about one request between its tries.
+type conn struct {
+	r         *request
+	fd        int
+	connected bool // the TCP handshake has finished
+	sent      int  // how many bytes of the request have been written
+}
+
+// start makes a nonblocking socket and starts connecting it.
+func start(r *request) (*conn, error) {
+	// socket(2) makes a TCP endpoint and returns its descriptor, a small
+	// integer that names it in every later call. (Python: socket.socket())
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	r.record("socket", fd, err)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	if fd >= unix.FD_SETSIZE {
+		closeSocket(r, fd)
+		return nil, errFDSetFull
+	}
+
+	// fcntl(2) sets O_NONBLOCK on the descriptor (Python: setblocking(False)):
+	// from now on, a call that would sleep fails with EAGAIN instead.
+	err = unix.SetNonblock(fd, true)
+	r.record("fcntl", 0, err)
+	if err != nil {
+		closeSocket(r, fd)
+		return nil, fmt.Errorf("fcntl O_NONBLOCK: %w", err)
+	}
+
+	// connect(2) sends the SYN and returns at once: EINPROGRESS means the
+	// handshake has started (Python raises it as BlockingIOError).
+	err = unix.Connect(fd, r.addr)
+	r.record("connect", 0, err)
+	if err != nil && err != unix.EINPROGRESS {
+		closeSocket(r, fd)
+		return nil, fmt.Errorf("connect to %s: %w", r.target, err)
+	}
+	return &conn{r: r, fd: fd, connected: err == nil}, nil
+}
+
+// wantsToWrite tells which set the socket waits in: the write set until it
+// has connected and sent the whole request, the read set after that.
+func (c *conn) wantsToWrite() bool {
+	return !c.connected || c.sent < len(c.r.raw)
+}
+
+// step gives one ready request one try at whatever it needs next: finish
+// connecting, send, or receive. It never waits. done is true once the server
+// has closed the connection after its response; err says why the request
+// failed.
+func (c *conn) step(buf []byte) (done bool, err error) {
+	switch {
+	case !c.connected:
+		return false, c.checkConnected()
+	case c.sent < len(c.r.raw):
+		return false, c.sendRequest()
+	default:
+		return c.receiveResponse(buf)
+	}
+}
+
+// checkConnected runs once select says the connecting socket is writable,
+// which means the handshake is over, but not whether it worked: a refused
+// connect is writable too. getsockopt(2) SO_ERROR says which: 0 is connected,
+// anything else is why it failed (ECONNREFUSED…). The notes send without
+// asking, and a refused socket's error kills their whole loop (their bug 4).
+func (c *conn) checkConnected() error {
+	soErr, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	c.r.record("getsockopt", soErr, err)
+	if err != nil {
+		return fmt.Errorf("getsockopt SO_ERROR: %w", err)
+	}
+	if soErr != 0 {
+		return fmt.Errorf("connect to %s: %w", c.r.target, unix.Errno(soErr))
+	}
+	c.connected = true
+	return nil
+}
+
+// sendRequest writes as much of the request as the socket takes now.
+// write(2) may take fewer bytes than it was given (a "short write"); when the
+// send buffer is full it takes none and says EAGAIN. The rest waits until
+// select says the socket is writable again: sent remembers where to continue.
+// The notes' sendall ignores this (their bug 7).
+func (c *conn) sendRequest() error {
+	for c.sent < len(c.r.raw) {
+		n, err := unix.Write(c.fd, c.r.raw[c.sent:])
+		c.r.record("write", n, err)
+		if err == unix.EAGAIN || err == unix.EINTR {
+			return nil // the send buffer is full: wait until writable again
+		}
+		if err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		c.sent += n
+	}
+	return nil
+}
+
+// receiveResponse reads whatever has arrived. EAGAIN means "nothing more
+// yet", not "the response is complete": the notes stop there and lose the
+// rest of any response that comes in pieces (their bug 3). Only end of file
+// (read returns 0) ends an HTTP/1.0 response.
+func (c *conn) receiveResponse(buf []byte) (done bool, err error) {
+	for {
+		n, err := unix.Read(c.fd, buf)
+		c.r.record("read", n, err)
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+			return false, nil // nothing more has arrived: wait until readable again
+		case err != nil:
+			return false, fmt.Errorf("read: %w", err)
+		case n == 0:
+			return true, nil // end of file: the server closed, the response is complete
+		}
+		c.r.received(buf[:n])
+	}
+}
+
+// closeSocket gives the descriptor back to the kernel: every socket is closed
+// exactly once, whether its request succeeded or not.
+func closeSocket(r *request, fd int) {
+	err := unix.Close(fd)
+	r.record("close", 0, err)
+}
