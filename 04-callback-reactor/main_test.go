@@ -1,0 +1,158 @@
+// The tests particular to stage 04; the tests every stage passes are in
+// scaffold_test.go.
+
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestAllRequestsInFlightTogether proves the concurrency from the server's
+// side: every request was being handled at the same moment.
+func TestAllRequestsInFlightTogether(t *testing.T) {
+	srv := startServer(t)
+	rn := newTestRun(t, srv, 100*time.Millisecond, "", "", "", "", "")
+	rn.fetch()
+	sameResponses(t, srv, rn)
+	st := srv.Stats(rn.tag)
+	if st.Requests != 5 || st.PeakInFlight != 5 {
+		t.Errorf("server saw %d requests with at most %d in flight; want 5, all at once", st.Requests, st.PeakInFlight)
+	}
+}
+
+// totalCalls adds up every system call of a run, whatever its result.
+func totalCalls(calls map[string]int) int {
+	total := 0
+	for _, count := range calls {
+		total += count
+	}
+	return total
+}
+
+// TestFarFewerCallsThanSpinning runs stage 02 and this stage on the same
+// workload and compares how many system calls each made: select sleeps
+// instead of asking again and again.
+func TestFarFewerCallsThanSpinning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs stage 02")
+	}
+	out, err := exec.Command("go", "run", "../02-nonblocking-spin", "-n", "5", "-delay", "50ms", "-json").Output()
+	if err != nil {
+		t.Fatalf("running stage 02: %v", err)
+	}
+	var spin summary
+	if err := json.Unmarshal(out, &spin); err != nil {
+		t.Fatal(err)
+	}
+
+	srv := startServer(t)
+	rn := newTestRun(t, srv, 50*time.Millisecond, "", "", "", "", "")
+	rn.fetch()
+	sameResponses(t, srv, rn)
+	spinning, selecting := totalCalls(spin.Syscalls), totalCalls(rn.calls)
+	if selecting*10 > spinning {
+		t.Errorf("stage 02 made %d system calls, this stage %d: want at least ten times fewer", spinning, selecting)
+	}
+	t.Logf("5 requests of 50ms: stage 02 made %d system calls, stage 03 %d", spinning, selecting)
+}
+
+// TestPollingTimeoutCostsWakeUps shows the notes' 5ms timeout: select
+// returns with nothing ready again and again while the server waits. Without
+// a timeout, select never returns empty-handed.
+func TestPollingTimeoutCostsWakeUps(t *testing.T) {
+	defer func(saved time.Duration) { selectTimeout = saved }(selectTimeout)
+	srv := startServer(t)
+	for _, timeout := range []time.Duration{0, 5 * time.Millisecond} {
+		selectTimeout = timeout
+		rn := newTestRun(t, srv, 60*time.Millisecond, "", "")
+		rn.fetch()
+		sameResponses(t, srv, rn)
+		empty := rn.calls["select timeout"]
+		if timeout == 0 && empty != 0 {
+			t.Errorf("without a timeout, select returned empty %d times; want 0", empty)
+		}
+		if timeout > 0 && empty == 0 {
+			t.Errorf("with a %v timeout and a 60ms server delay, select never returned empty", timeout)
+		}
+	}
+}
+
+// TestSelectLimitIsReportedClearly runs more requests than select can watch.
+// The embedded server holds the other end of every connection in this same
+// process, so descriptors reach FD_SETSIZE (1024) after about 510 requests:
+// those started before complete, the rest fail with a message that names the
+// limit, and nothing panics or leaks.
+func TestSelectLimitIsReportedClearly(t *testing.T) {
+	fdsBefore := openDescriptors(t)
+	srv := startServer(t)
+	paths := make([]string, 1100)
+	rn := newTestRun(t, srv, 100*time.Millisecond, paths...)
+	rn.fetch()
+
+	ok, refused := 0, 0
+	for _, r := range rn.requests {
+		switch {
+		case r.err == nil && r.status == 200:
+			ok++
+		case errors.Is(r.err, errFDSetFull):
+			refused++
+		default:
+			t.Errorf("request %d: status %d, error %v; want success or the FD_SETSIZE message", r.id, r.status, r.err)
+		}
+	}
+	if ok == 0 || refused == 0 || ok+refused != 1100 {
+		t.Errorf("%d succeeded, %d refused for FD_SETSIZE; want both, 1100 in all", ok, refused)
+	}
+	if st := srv.Stats(rn.tag); st.PeakInFlight != ok {
+		t.Errorf("server peak in flight %d, want all %d started requests at once", st.PeakInFlight, ok)
+	}
+	srv.Close()
+	if fdsAfter := openDescriptors(t); len(fdsAfter) > len(fdsBefore) {
+		t.Errorf("%d descriptors open after the run, %d before", len(fdsAfter), len(fdsBefore))
+	}
+}
+
+// TestEachCallbackIsCalledExactlyOnce drives the event loop directly, with
+// requests that succeed and requests that fail in every way, and counts the
+// callbacks: each request's own callback, once, with its own result. The
+// loop reports what happened on the socket; whether the bytes are HTTP is for
+// the callback to judge (garbage arrives as bytes, without an error).
+func TestEachCallbackIsCalledExactlyOnce(t *testing.T) {
+	srv := startServer(t)
+	rn := newTestRun(t, srv, 10*time.Millisecond, "", "/page?fault=reset", "", "/page?fault=garbage", "", "/page?fault=drip&size=2000&chunk=100&pause=2ms")
+	withAddr(rn.requests[2], closedPort(t))
+
+	calls := map[int]int{}
+	outcomes := map[int]string{}
+	loop := newEventLoop(rn)
+	for _, r := range rn.requests {
+		loop.Add(r, func(response []byte, err error) {
+			calls[r.id]++
+			switch {
+			case err != nil:
+				outcomes[r.id] = "error"
+			case strings.HasPrefix(string(response), "HTTP/1.0 200 OK"):
+				outcomes[r.id] = "200"
+			default:
+				outcomes[r.id] = "other bytes"
+			}
+		})
+	}
+	loop.Run()
+
+	wantCalls := map[int]int{1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1}
+	if diff := cmp.Diff(wantCalls, calls); diff != "" {
+		t.Errorf("callbacks per request (-want +got):\n%s", diff)
+	}
+	wantOutcomes := map[int]string{1: "200", 2: "error", 3: "error", 4: "other bytes", 5: "200", 6: "200"}
+	if diff := cmp.Diff(wantOutcomes, outcomes); diff != "" {
+		t.Errorf("what each callback got (-want +got):\n%s", diff)
+	}
+}
