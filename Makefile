@@ -36,9 +36,12 @@ lint: ## gofmt, go vet and staticcheck must have nothing to say
 diff: ## what stage TO changes from stage FROM: make diff FROM=01 TO=02
 	@from=$$(ls -d $(FROM)-*/ 2>/dev/null | head -1); to=$$(ls -d $(TO)-*/ 2>/dev/null | head -1); \
 	if [ -z "$$from" ] || [ -z "$$to" ]; then echo "no stage $(FROM) or $(TO); the stages are: $(STAGES)"; exit 2; fi; \
-	diff -ruN -x 'scaffold*.go' $${from%/} $${to%/}; \
-	changed=$$(diff -ruN -x 'scaffold*.go' $${from%/} $${to%/} | grep -E '^[-+]' | grep -cvE '^(\+\+\+|---) '); \
-	echo "── $${from%/} → $${to%/}: $$changed lines added or removed (scaffold.go and scaffold_test.go are identical and left out)"
+	diff -ruN -x 'scaffold*.go' -x '[0-9][0-9]-*' $${from%/} $${to%/}; \
+	echo "── $${from%/} → $${to%/}, lines added or removed (scaffold.go and scaffold_test.go are identical, left out):"; \
+	for f in $$( (ls $$from; ls $$to) | grep -v -e '^scaffold' -e '^[0-9][0-9]-' | sort -u); do \
+		changed=$$(diff -uN $$from$$f $$to$$f | grep -E '^[-+]' | grep -cvE '^(\+\+\+|---) '); \
+		printf '   %-16s %4d\n' $$f $$changed; \
+	done
 
 sync-scaffold: ## copy 01's scaffold.go and scaffold_test.go to every other stage (they must stay identical)
 	@for stage in $(filter-out 01-%,$(STAGES)); do cp 01-blocking/scaffold.go 01-blocking/scaffold_test.go $$stage/; echo "copied to $$stage"; done
