@@ -11,10 +11,14 @@ import (
 )
 
 // TestAllRequestsInFlightTogether proves the concurrency from the server's
-// side: every request was being handled at the same moment.
+// side: every request was being handled at the same moment. gather=5 makes
+// the server hold each request until all five have arrived, so the peak is
+// exactly 5 for a client that has them all open at once, however slow the
+// machine, and 1 for a client that sends them one by one.
 func TestAllRequestsInFlightTogether(t *testing.T) {
 	srv := startServer(t)
-	rn := newTestRun(t, srv, 100*time.Millisecond, "", "", "", "", "")
+	together := "/page?gather=5"
+	rn := newTestRun(t, srv, 0, together, together, together, together, together)
 	rn.fetch()
 	sameResponses(t, srv, rn)
 	st := srv.Stats(rn.tag)

@@ -25,6 +25,8 @@
 //
 //	run=TAG     groups the requests of one client run; Stats(TAG) reports them
 //	req=ID      names the request in the record and the timeline
+//	gather=N    first wait until N requests of this run have arrived (at most 10s):
+//	            a client with N requests open at once then shows a peak of exactly N
 //	delay=D     wait D (a Go duration such as 200ms, at most 60s) before answering
 //	fault=NAME  misbehave on purpose instead of answering normally (see below)
 //	size=N      body size in bytes for drip, large and truncate (at most 64 MiB)

@@ -13,11 +13,13 @@ import (
 // Caps on what one request may ask for, so that no request can make the server
 // allocate or wait without bound.
 const (
-	maxDelay     = 60 * time.Second // longest delay=
-	maxSize      = 64 << 20         // largest size= in bytes; bodies are made on the fly, never held whole
-	maxChunk     = 1 << 20          // largest chunk=; one piece is allocated per drip
-	maxPause     = time.Second      // longest pause= between drip pieces or header lines
-	maxDripTotal = 60 * time.Second // longest a whole drip may take: pieces × pause
+	maxDelay      = 60 * time.Second // longest delay=
+	maxSize       = 64 << 20         // largest size= in bytes; bodies are made on the fly, never held whole
+	maxChunk      = 1 << 20          // largest chunk=; one piece is allocated per drip
+	maxPause      = time.Second      // longest pause= between drip pieces or header lines
+	maxDripTotal  = 60 * time.Second // longest a whole drip may take: pieces × pause
+	maxGather     = 100_000          // largest gather=
+	maxGatherWait = 10 * time.Second // longest a request waits for the others of its gather=
 )
 
 // Defaults for the parameters a request leaves out.
@@ -32,12 +34,13 @@ const (
 
 // options are the query parameters that shape a recorded response.
 type options struct {
-	id    string        // req=
-	delay time.Duration // delay=: wait this long before answering
-	fault string        // fault=: "" for a normal answer
-	size  int64         // size=: body bytes for drip, large and truncate
-	chunk int           // chunk=: bytes per drip piece
-	pause time.Duration // pause=: between drip pieces, or before each slow header line
+	id     string        // req=
+	gather int           // gather=: first wait until this many requests of the run have arrived
+	delay  time.Duration // delay=: wait this long before answering
+	fault  string        // fault=: "" for a normal answer
+	size   int64         // size=: body bytes for drip, large and truncate
+	chunk  int           // chunk=: bytes per drip piece
+	pause  time.Duration // pause=: between drip pieces, or before each slow header line
 }
 
 // parseOptions reads and checks the query parameters. Its error is meant for the
@@ -50,6 +53,9 @@ func parseOptions(q url.Values) (options, error) {
 	}
 
 	var err error
+	if o.gather, err = intParam(q, "gather", 0, 0, maxGather); err != nil {
+		return o, err
+	}
 	if o.delay, err = durationParam(q, "delay", 0, 0, maxDelay); err != nil {
 		return o, err
 	}

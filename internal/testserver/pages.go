@@ -23,6 +23,9 @@ func (s *Server) serveRecorded(w http.ResponseWriter, r *http.Request) {
 		http.Error(x, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if err := s.rec.waitForArrivals(r.Context(), r.URL.Query().Get("run"), o.gather); err != nil {
+		return // the client went away or the server is closing: nobody to answer
+	}
 	if err := sleep(r.Context(), o.delay); err != nil {
 		return // the client went away or the server is closing: nobody to answer
 	}

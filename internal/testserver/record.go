@@ -1,6 +1,7 @@
 package testserver
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
@@ -40,12 +41,17 @@ type Entry struct {
 // counter follows how many requests arrived and how many are being handled at once.
 type counter struct {
 	requests, inFlight, peak int
+	arrival                  chan struct{} // closed at the next arrival; nil when nobody waits for one
 }
 
 func (c *counter) arrive() {
 	c.requests++
 	c.inFlight++
 	c.peak = max(c.peak, c.inFlight)
+	if c.arrival != nil {
+		close(c.arrival) // wake the requests waiting in waitForArrivals
+		c.arrival = nil
+	}
 }
 
 func (c *counter) leave() {
@@ -88,6 +94,41 @@ func (r *record) arrive(e Entry) *Entry {
 		c.arrive()
 	}
 	return &e
+}
+
+// waitForArrivals waits until n requests tagged run (every request for "")
+// have arrived, at most maxGatherWait, or less if ctx ends. This is gather=:
+// a client that really has n requests open at once gets all n held together,
+// so the peak in flight is exactly n whatever the machine's speed; a client
+// that sends them one by one sees each wait the full maxGatherWait, and a
+// peak of 1.
+func (r *record) waitForArrivals(ctx context.Context, run string, n int) error {
+	timer := time.NewTimer(maxGatherWait)
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		c := &r.all
+		if run != "" {
+			c = r.byRun[run] // present: the waiting request itself arrived under this tag
+		}
+		if c.requests >= n {
+			r.mu.Unlock()
+			return nil
+		}
+		if c.arrival == nil {
+			c.arrival = make(chan struct{})
+		}
+		arrival := c.arrival
+		r.mu.Unlock()
+
+		select {
+		case <-arrival:
+		case <-timer.C:
+			return nil // waited long enough: answer anyway, the peak tells the truth
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // finish completes an entry returned by arrive with what was sent back.

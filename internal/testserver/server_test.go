@@ -317,6 +317,8 @@ func TestBadParametersGet400(t *testing.T) {
 	})
 }
 
+// TestConcurrentRequestsAreAllInFlight uses gather=n: each request is held
+// until all n have arrived, so the peak is exactly n however slow the machine.
 func TestConcurrentRequestsAreAllInFlight(t *testing.T) {
 	s := startServer(t)
 	const n = 20
@@ -326,7 +328,7 @@ func TestConcurrentRequestsAreAllInFlight(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			raw, _, err := rawGet(s.Addr(), "", fmt.Sprintf("/page?run=t&req=%d&delay=1s", i))
+			raw, _, err := rawGet(s.Addr(), "", fmt.Sprintf("/page?run=t&req=%d&gather=%d", i, n))
 			if err != nil {
 				t.Errorf("request %d: %v", i, err)
 				return
