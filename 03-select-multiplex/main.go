@@ -190,18 +190,20 @@ func (c *conn) wantsToWrite() bool {
 }
 
 // step gives one ready request one try at whatever it needs next: finish
-// connecting, send, or receive. It never waits. done is true once the server
-// has closed the connection after its response; err says why the request
-// failed.
+// connecting (and then send at once), send, or receive. It never waits. done
+// is true once the server has closed the connection after its response; err
+// says why the request failed.
 func (c *conn) step(buf []byte) (done bool, err error) {
-	switch {
-	case !c.connected:
-		return false, c.checkConnected()
-	case c.sent < len(c.r.raw):
-		return false, c.sendRequest()
-	default:
-		return c.receiveResponse(buf)
+	if !c.connected {
+		if err := c.checkConnected(); err != nil || !c.connected {
+			return false, err // failed, or not connected yet
+		}
+		// Connected: the socket can take the request right away.
 	}
+	if c.sent < len(c.r.raw) {
+		return false, c.sendRequest()
+	}
+	return c.receiveResponse(buf)
 }
 
 // checkConnected runs once select says the connecting socket is writable,
