@@ -525,18 +525,18 @@ func (rn *run) peakText() string {
 
 // callOrder is the order in which the report lists system calls: roughly the
 // order in which a request makes them.
-var callOrder = []string{"socket", "fcntl", "connect", "getsockopt", "write", "read", "select", "poll", "epoll_create1", "epoll_ctl", "epoll_wait", "kqueue", "kevent", "close"}
+var callOrder = []string{"epoll_create1", "kqueue", "socket", "fcntl", "connect", "epoll_ctl ADD", "getsockopt", "write", "epoll_ctl MOD", "read", "select", "poll", "epoll_wait", "kevent", "epoll_ctl DEL", "close"}
 
 // callsText lists the system calls in callOrder, each result kind apart.
 func (rn *run) callsText() string {
 	rank := func(key string) int {
-		name, _, _ := strings.Cut(key, " ")
+		best, bestLength := len(callOrder), 0 // calls not in the list go last
 		for i, call := range callOrder {
-			if call == name {
-				return i
+			if (key == call || strings.HasPrefix(key, call+" ")) && len(call) > bestLength {
+				best, bestLength = i, len(call)
 			}
 		}
-		return len(callOrder) // calls not in the list go last
+		return best
 	}
 	keys := make([]string, 0, len(rn.calls))
 	for key := range rn.calls {

@@ -1,0 +1,364 @@
+//go:build linux
+
+// Stage 05-epoll: the event loop of stage 04 on epoll(7) instead of select(2).
+//
+// This mirrors the notes' summary (总结): select, poll and epoll. select has
+// two costs that grow with the number of sockets: it watches at most 1024
+// descriptors (FD_SETSIZE), and on every call the program rebuilds its sets,
+// the kernel copies them in and checks every socket in them, and the program
+// scans them again to find the ready ones. epoll keeps the watched set inside
+// the kernel instead. epoll_create1(2) makes an epoll instance; epoll_ctl(2)
+// adds a socket once (ADD), changes what it waits for (MOD) and removes it
+// (DEL); and epoll_wait(2) sleeps until some are ready and returns only
+// those. The kernel keeps a ready list, fed by the sockets themselves when
+// their state changes, so one wait costs the same for 10 watched sockets as
+// for 10,000. There is no 1024 limit: only the process's descriptor limit.
+//
+// epoll is level-triggered by default, like select and poll: a socket with
+// unread bytes is reported ready at every wait. With -edge it is
+// edge-triggered (EPOLLET): reported once per change, so each ready socket
+// must be drained until EAGAIN or the rest of its bytes are never reported.
+//
+// What to look for when you run it (go run ./05-epoll): the same report as
+// stage 04, with epoll_ctl and epoll_wait where select was; and with -n 5000
+// against a standalone server (make server), all 5,000 in flight at once.
+//
+// epoll is Linux's: on other systems this stage builds but says so when run
+// (main_other.go). Everything around the lesson (flags, request bytes, the
+// report) is in scaffold.go, the same file in every stage. Compare: make diff
+// FROM=04 TO=05. Next: make diff FROM=05 TO=06.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const stage = "05-epoll"
+
+func main() {
+	os.Exit(runStage(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// waitTimeout is how long one epoll_wait may sleep when nothing is ready.
+// 0 (the default) means no limit: sleep until a socket is ready.
+var waitTimeout time.Duration
+
+// edgeTriggered asks epoll to report a socket once per change (EPOLLET)
+// instead of at every wait while it stays ready.
+var edgeTriggered bool
+
+// addStageFlags adds the flags only this stage has: -timeout and -edge.
+func addStageFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&waitTimeout, "timeout", 0, "longest sleep of one epoll_wait; 0 sleeps until a socket is ready")
+	fs.BoolVar(&edgeTriggered, "edge", false, "edge-triggered epoll (EPOLLET): each ready socket is drained until EAGAIN")
+}
+
+// fetchAll is the part every stage rewrites: how the requests are driven.
+// Here, by an event loop: each request is added with a callback, the function
+// the loop calls with its response once it is over, and Run drives them all
+// until every callback has been called.
+func fetchAll(rn *run) {
+	loop, err := newEventLoop(rn)
+	if err != nil { // without an epoll instance no request can start
+		for _, r := range rn.requests {
+			r.begin()
+			r.finish(err)
+		}
+		return
+	}
+	defer loop.Close()
+	for _, r := range rn.requests {
+		r.begin()
+		loop.Add(r, func(response []byte, err error) {
+			r.received(response)
+			r.finish(err)
+		})
+	}
+	loop.Run()
+}
+
+// eventLoop drives requests with epoll(7) and calls each one's callback
+// when it is over (the notes' Nb).
+type eventLoop struct {
+	rn      *run
+	epfd    int               // the epoll instance: the kernel's copy of the watched set
+	pending map[int]*conn     // by descriptor: epoll_wait names the ready descriptors
+	events  []unix.EpollEvent // where epoll_wait writes the ready ones
+	buf     []byte            // one buffer serves every socket: the loop reads one at a time
+}
+
+// newEventLoop makes the epoll instance with epoll_create1(2). EPOLL_CLOEXEC
+// closes it in any program this one might exec, which has no use for it.
+func newEventLoop(rn *run) (*eventLoop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	rn.record("epoll_create1", epfd, err)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	l := &eventLoop{rn: rn, epfd: epfd, pending: map[int]*conn{}, events: make([]unix.EpollEvent, 256), buf: make([]byte, 8192)}
+	return l, nil
+}
+
+// Close gives the epoll instance back to the kernel.
+func (l *eventLoop) Close() {
+	err := unix.Close(l.epfd)
+	l.rn.record("close", 0, err)
+}
+
+// Add starts a request: it makes the socket, starts connecting (the notes'
+// add) and adds the socket to the epoll set. When that already fails, the
+// callback is called at once with the error; otherwise Run calls it later.
+func (l *eventLoop) Add(r *request, callback func(response []byte, err error)) {
+	c, err := start(r)
+	if err != nil {
+		callback(nil, err)
+		return
+	}
+	c.callback = callback
+	if err := l.watch(c); err != nil {
+		c.end(err)
+		return
+	}
+	l.pending[c.fileno()] = c
+}
+
+// Run sleeps in epoll_wait until some sockets are ready, gives each ready request
+// a try, and sleeps again, until every request has completed or failed. A
+// failure ends its own request (and calls its callback), never the loop.
+func (l *eventLoop) Run() {
+	for len(l.pending) > 0 {
+		ready, err := l.waitUntilReady()
+		if err != nil { // epoll_wait itself failed: no request can go on
+			for _, c := range l.pending {
+				l.forget(c)
+				c.end(err)
+			}
+			return
+		}
+		for _, c := range ready { // only the ready ones: nothing to scan
+			done, err := c.step(l.buf)
+			if err == nil && !done {
+				err = l.watch(c) // it may wait for something else now
+			}
+			if done || err != nil {
+				l.forget(c)
+				c.end(err)
+			}
+		}
+	}
+}
+
+// waitUntilReady sleeps in epoll_wait(2) until some watched sockets are
+// ready, and returns their requests. Unlike select, nothing is rebuilt or
+// scanned: the kernel already has the set, and returns only the ready ones
+// (at most len(l.events) per call; the rest wait for the next call).
+func (l *eventLoop) waitUntilReady() ([]*conn, error) {
+	timeout := -1 // milliseconds; -1: sleep as long as it takes
+	if waitTimeout > 0 {
+		timeout = int(waitTimeout.Milliseconds())
+	}
+	n, err := unix.EpollWait(l.epfd, l.events, timeout)
+	l.rn.record("epoll_wait", n, err)
+	if err == unix.EINTR {
+		// A signal woke epoll_wait before anything was ready (the kernel never
+		// restarts it). Report nothing ready: the loop waits again.
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("epoll_wait: %w", err)
+	}
+	ready := make([]*conn, n)
+	for i, event := range l.events[:n] {
+		ready[i] = l.pending[int(event.Fd)]
+	}
+	return ready, nil
+}
+
+// watch tells epoll what the socket waits for: EPOLLOUT (writable) until it
+// has connected and sent its request, EPOLLIN (readable) after that. The
+// first time is epoll_ctl ADD; after that MOD, and only when the interest
+// changes. A socket left watched for EPOLLOUT after its request is sent
+// would be reported writable at every wait, for nothing.
+func (l *eventLoop) watch(c *conn) error {
+	events := uint32(unix.EPOLLIN)
+	if c.wantsToWrite() {
+		events = unix.EPOLLOUT
+	}
+	if edgeTriggered {
+		events |= unix.EPOLLET
+	}
+	if events == c.watching {
+		return nil
+	}
+	op, name := unix.EPOLL_CTL_MOD, "epoll_ctl MOD"
+	if c.watching == 0 {
+		op, name = unix.EPOLL_CTL_ADD, "epoll_ctl ADD"
+	}
+	err := unix.EpollCtl(l.epfd, op, c.fileno(), &unix.EpollEvent{Events: events, Fd: int32(c.fileno())})
+	c.r.record(name, 0, err)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	c.watching = events
+	return nil
+}
+
+// forget takes a finished request out of the epoll set with epoll_ctl DEL,
+// before its socket is closed. close would drop it from the set too, but
+// only once no other descriptor refers to the same socket (after a dup or a
+// fork); DEL says it plainly.
+func (l *eventLoop) forget(c *conn) {
+	err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fileno(), nil)
+	c.r.record("epoll_ctl DEL", 0, err)
+	delete(l.pending, c.fileno())
+}
+
+// conn is one request in the loop (the notes' Req): its descriptor, how far
+// it has got, what has arrived, and the callback to call when it is over.
+// What to send and where are its own (r.raw, r.addr): the notes' Req sends
+// one hard-coded request whatever its host (their bug 5).
+type conn struct {
+	r         *request
+	fd        int
+	connected bool                             // the TCP handshake has finished
+	sent      int                              // how many bytes of the request have been written
+	response  []byte                           // every byte read so far
+	callback  func(response []byte, err error) // called once, when the request is over
+	watching  uint32                           // the epoll events it is watched for; 0 before ADD
+}
+
+// fileno returns the descriptor, as Python's fileno() does: epoll, like
+// select, needs only that number.
+func (c *conn) fileno() int {
+	return c.fd
+}
+
+// end closes the request's socket and calls its callback: every request
+// passes here exactly once, whether it succeeded or not.
+func (c *conn) end(err error) {
+	closeSocket(c.r, c.fd)
+	c.callback(c.response, err)
+}
+
+// start makes a nonblocking socket and starts connecting it.
+func start(r *request) (*conn, error) {
+	// socket(2) makes a TCP endpoint and returns its descriptor, a small
+	// integer that names it in every later call. (Python: socket.socket())
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	r.record("socket", fd, err)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+
+	// fcntl(2) sets O_NONBLOCK on the descriptor (Python: setblocking(False)):
+	// from now on, a call that would sleep fails with EAGAIN instead.
+	err = unix.SetNonblock(fd, true)
+	r.record("fcntl", 0, err)
+	if err != nil {
+		closeSocket(r, fd)
+		return nil, fmt.Errorf("fcntl O_NONBLOCK: %w", err)
+	}
+
+	// connect(2) sends the SYN and returns at once: EINPROGRESS means the
+	// handshake has started (Python raises it as BlockingIOError).
+	err = unix.Connect(fd, r.addr)
+	r.record("connect", 0, err)
+	if err != nil && err != unix.EINPROGRESS {
+		closeSocket(r, fd)
+		return nil, fmt.Errorf("connect to %s: %w", r.target, err)
+	}
+	return &conn{r: r, fd: fd, connected: err == nil}, nil
+}
+
+// wantsToWrite tells what the socket waits for: writability until it has
+// connected and sent the whole request, readability after that.
+func (c *conn) wantsToWrite() bool {
+	return !c.connected || c.sent < len(c.r.raw)
+}
+
+// step gives one ready request one try at whatever it needs next: finish
+// connecting (and then send at once), send, or receive. It never waits. done
+// is true once the server has closed the connection after its response; err
+// says why the request failed.
+func (c *conn) step(buf []byte) (done bool, err error) {
+	if !c.connected {
+		if err := c.checkConnected(); err != nil || !c.connected {
+			return false, err // failed, or not connected yet
+		}
+		// Connected: the socket can take the request right away.
+	}
+	if c.sent < len(c.r.raw) {
+		return false, c.sendRequest()
+	}
+	return c.receiveResponse(buf)
+}
+
+// checkConnected runs once epoll says the connecting socket is writable,
+// which means the handshake is over, but not whether it worked: a refused
+// connect is writable too. getsockopt(2) SO_ERROR says which: 0 is connected,
+// anything else is why it failed (ECONNREFUSED…). The notes send without
+// asking, and a refused socket's error kills their whole loop (their bug 4).
+func (c *conn) checkConnected() error {
+	soErr, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	c.r.record("getsockopt", soErr, err)
+	if err != nil {
+		return fmt.Errorf("getsockopt SO_ERROR: %w", err)
+	}
+	if soErr != 0 {
+		return fmt.Errorf("connect to %s: %w", c.r.target, unix.Errno(soErr))
+	}
+	c.connected = true
+	return nil
+}
+
+// sendRequest writes as much of the request as the socket takes now.
+// write(2) may take fewer bytes than it was given (a "short write"); when the
+// send buffer is full it takes none and says EAGAIN. The rest waits until
+// epoll says the socket is writable again: sent remembers where to continue.
+// The notes' sendall ignores this (their bug 7).
+func (c *conn) sendRequest() error {
+	for c.sent < len(c.r.raw) {
+		n, err := unix.Write(c.fd, c.r.raw[c.sent:])
+		c.r.record("write", n, err)
+		if err == unix.EAGAIN || err == unix.EINTR {
+			return nil // the send buffer is full: wait until writable again
+		}
+		if err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		c.sent += n
+	}
+	return nil
+}
+
+// receiveResponse reads whatever has arrived. EAGAIN means "nothing more
+// yet", not "the response is complete": the notes stop there and lose the
+// rest of any response that comes in pieces (their bug 3). Only end of file
+// (read returns 0) ends an HTTP/1.0 response.
+func (c *conn) receiveResponse(buf []byte) (done bool, err error) {
+	for {
+		n, err := unix.Read(c.fd, buf)
+		c.r.record("read", n, err)
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+			return false, nil // nothing more has arrived: wait until readable again
+		case err != nil:
+			return false, fmt.Errorf("read: %w", err)
+		case n == 0:
+			return true, nil // end of file: the server closed, the response is complete
+		}
+		c.response = append(c.response, buf[:n]...)
+	}
+}
+
+// closeSocket gives the descriptor back to the kernel: every socket is closed
+// exactly once, whether its request succeeded or not.
+func closeSocket(r *request, fd int) {
+	err := unix.Close(fd)
+	r.record("close", 0, err)
+}
