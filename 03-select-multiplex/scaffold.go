@@ -261,7 +261,7 @@ func (rn *run) count(who string, call string, result int, err error) {
 	if err != nil {
 		outcome = "-1 " + errnoName(err) + " (" + err.Error() + ")"
 	}
-	fmt.Fprintf(rn.traceOut, "%9.6f %-7s %-12s = %s\n", time.Since(rn.start).Seconds(), who, call, outcome)
+	fmt.Fprintf(rn.traceOut, "%9.6f %-7s %-14s = %s\n", time.Since(rn.start).Seconds(), who, call, outcome)
 }
 
 // isWait tells the calls that wait for readiness apart from the others.
