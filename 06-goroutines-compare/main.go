@@ -1,0 +1,163 @@
+// Stage 06-goroutines-compare: one goroutine per request, each written like stage 01.
+//
+// Each request gets a goroutine of its own, and that goroutine does what
+// stage 01 did: connect, write the request, read until end of file, close.
+// It uses Go's net package instead of raw system calls, and none of its calls
+// that look blocking really block. Underneath, the socket is nonblocking;
+// when a system call cannot finish yet (connect says EINPROGRESS, read or
+// write say EAGAIN), the runtime parks the goroutine and leaves the socket to
+// its netpoller, which is epoll on Linux and kqueue on macOS and FreeBSD. When
+// the socket is ready, the netpoller makes the goroutine runnable again, and
+// the call carries on as if it had waited. So the code is as simple as stage
+// 01's and the run as concurrent as stage 05's: the event loop of stages
+// 03-05 is still there, inside the runtime, shared by every goroutine.
+//
+// The notes' summary (总结) lists the ways to raise concurrency: more
+// processes, more threads, or an asynchronous framework. -model runs the same
+// requests each way: goroutines (the default, this file), threads (one OS
+// thread per request, each making stage 01's blocking system calls) and
+// processes (one process per request). The other two are in models.go.
+//
+// What to look for when you run it (go run ./06-goroutines-compare): a stack
+// of bars, as in stages 03-05, and the same calls as stage 01 in the report.
+// The calls counted here are calls into the net package, not system calls:
+// strace shows the runtime's own (see the README). Then run -model threads
+// and -model processes with -n 1000: the same wall time, at a higher price.
+//
+// Everything around the lesson (flags, request bytes, the report) is in
+// scaffold.go, the same file in every stage. Compare: make diff FROM=01 TO=06
+// (stage 01's code, run concurrently) and make diff FROM=05 TO=06 (the event
+// loop disappears into the runtime).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+)
+
+const stage = "06-goroutines-compare"
+
+func main() {
+	if isChild() { // this process is one request of -model processes (models.go)
+		os.Exit(runChild(os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(runStage(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// models are the ways to run one request that -model chooses from. Every
+// model gives each request a goroutine; they differ in what it does there.
+var models = map[string]func(r *request) error{
+	"goroutines": fetch,          // the net package, on the runtime's netpoller (this file)
+	"threads":    fetchOnThread,  // an OS thread of its own, blocking system calls (models.go)
+	"processes":  fetchInProcess, // a process of its own (models.go)
+}
+
+// model is the -model flag: the key in models that runs the requests.
+var model = "goroutines"
+
+// addStageFlags adds the flags only this stage has: -model.
+func addStageFlags(fs *flag.FlagSet) {
+	fs.Func("model", "how each request runs: `goroutines` (the default), threads (an OS thread each) or processes (a process each)", setModel)
+}
+
+// setModel checks a -model value, so a typo stops the run before it starts.
+func setModel(name string) error {
+	if _, ok := models[name]; !ok {
+		return fmt.Errorf("no model %q: want goroutines, threads or processes", name)
+	}
+	model = name
+	return nil
+}
+
+// fetchAll is the part every stage rewrites: how the requests are driven.
+// Here, each request runs in a goroutine of its own, from start to finish as
+// in stage 01, and fetchAll waits until every one is done. There is no loop
+// over sockets here: the runtime has it.
+func fetchAll(rn *run) {
+	fetchOne := models[model]
+	var wg sync.WaitGroup
+	for _, r := range rn.requests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.begin()
+			r.finish(fetchOne(r))
+		}()
+	}
+	wg.Wait()
+}
+
+// fetch does one whole HTTP request with the net package. The calls it
+// records are calls into net, not system calls: one Dial is a socket(2), a
+// connect(2) that returns EINPROGRESS, an epoll_ctl(2) that hands the socket
+// to the runtime's epoll, a wait until it is writable and a getsockopt(2)
+// SO_ERROR, all done for us. The errors net returns already say which call
+// failed and where ("dial tcp 127.0.0.1:1: connect: connection refused"), so
+// they are returned as they are.
+func fetch(r *request) error {
+	// The server's address is already resolved (r.addr): dialing the IP
+	// address itself means no name lookup per request. Control runs right
+	// after net has made the socket and before it connects: it is only here
+	// to record the descriptor net made, as stage 01 recorded unix.Socket's.
+	server := &net.TCPAddr{IP: r.addr.Addr[:], Port: r.addr.Port}
+	dialer := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { r.record("socket", int(fd), nil) })
+	}}
+	conn, err := dialer.Dial("tcp", server.String())
+	r.record("connect", 0, err)
+	if err != nil {
+		return err
+	}
+	defer closeConn(r, conn)
+	if err := sendRequest(r, conn); err != nil {
+		return err
+	}
+	return receiveResponse(r, conn)
+}
+
+// sendRequest writes the request. One Write is enough: it returns only once
+// every byte is written, or with an error. Underneath, the runtime calls
+// write(2) until all is sent; when the send buffer is full, write(2) says
+// EAGAIN and the runtime parks this goroutine until epoll says the socket is
+// writable again. A signal's EINTR is retried there too.
+func sendRequest(r *request, conn net.Conn) error {
+	n, err := conn.Write(r.raw)
+	r.record("write", n, err)
+	return err
+}
+
+// receiveResponse reads until the server closes the connection, which is how
+// an HTTP/1.0 response ends. Each Read returns the bytes that have arrived;
+// when none have, read(2) says EAGAIN underneath and the runtime parks this
+// goroutine until epoll says the socket is readable. read(2) returning 0
+// (end of file) comes back as io.EOF.
+func receiveResponse(r *request, conn net.Conn) error {
+	buf := make([]byte, 8192)
+	for {
+		n, err := conn.Read(buf)
+		if err == io.EOF {
+			err = nil // counted as stage 01 counts it: a read that returned 0
+		}
+		r.record("read", n, err)
+		switch {
+		case err != nil:
+			return err
+		case n == 0:
+			return nil // end of file: the server closed, the response is complete
+		}
+		r.received(buf[:n])
+	}
+}
+
+// closeConn closes the connection: the runtime takes the descriptor out of
+// its epoll set (epoll_ctl DEL) and closes it. Every connection is closed
+// exactly once, whether its request succeeded or not.
+func closeConn(r *request, conn net.Conn) {
+	err := conn.Close()
+	r.record("close", 0, err)
+}

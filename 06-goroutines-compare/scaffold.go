@@ -1,0 +1,613 @@
+// scaffold.go is the same, byte for byte, in every stage (a test checks it), so
+// `make diff` never shows it. It holds everything that does not change from one
+// stage to the next: the command line, the requests to send, reading an HTTP
+// response, counting system calls, and the report. The lesson of each stage is
+// in main.go, in the function fetchAll; you can read main.go without this file.
+
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"blocking-to-epoll/internal/testserver"
+
+	"golang.org/x/sys/unix"
+)
+
+// ---------------------------------------------------------------------------
+// The command line (the same flags in every stage, so runs compare).
+
+type config struct {
+	n     int           // -n: how many requests
+	delay time.Duration // -delay: how long the test server waits before answering each
+	addr  string        // -addr: an already running server; "" starts the embedded one
+	trace bool          // -trace: print each system call as it happens
+	json  bool          // -json: print one JSON object instead of the text report
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet(stage, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&cfg.n, "n", 5, "number of requests")
+	fs.DurationVar(&cfg.delay, "delay", 200*time.Millisecond, "how long the test server waits before answering each request")
+	fs.StringVar(&cfg.addr, "addr", "", "host:port of a running HTTP server (default: start the embedded test server)")
+	fs.BoolVar(&cfg.trace, "trace", false, "print each system call and its result as it happens (to stderr)")
+	fs.BoolVar(&cfg.json, "json", false, "print one JSON object summarising the run instead of the text report")
+	addStageFlags(fs) // a stage's own flags, if it has any (see main.go)
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+	}
+	if cfg.n < 1 {
+		return cfg, fmt.Errorf("-n must be at least 1, not %d", cfg.n)
+	}
+	if cfg.delay < 0 {
+		return cfg, fmt.Errorf("-delay must not be negative, not %v", cfg.delay)
+	}
+	return cfg, nil
+}
+
+// runStage is what main calls: parse the flags, find or start a server, fetch,
+// report. It returns the exit code: 0 when every request got a complete
+// response, 1 when some failed, 2 when the run could not start.
+func runStage(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", stage, err)
+		return 2
+	}
+	var embedded *testserver.Server
+	if cfg.addr == "" {
+		if embedded, err = testserver.Start("127.0.0.1:0"); err != nil {
+			fmt.Fprintf(stderr, "%s: starting the embedded test server: %v\n", stage, err)
+			return 2
+		}
+		defer embedded.Close()
+		cfg.addr = embedded.Addr()
+	}
+	rn, err := newRun(cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", stage, err)
+		return 2
+	}
+	rn.embedded = embedded != nil
+	rn.fetch()
+	rn.askServerForPeak(embedded)
+	if cfg.json {
+		err = rn.writeJSON(stdout)
+	} else {
+		err = rn.writeReport(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: writing the report: %v\n", stage, err)
+		return 2
+	}
+	if rn.failed() > 0 {
+		return 1
+	}
+	return 0
+}
+
+// ---------------------------------------------------------------------------
+// A run: the requests of one execution, and the count of system calls.
+
+type run struct {
+	cfg      config
+	tag      string              // run=TAG in every request, so the test server can tell runs apart
+	server   *unix.SockaddrInet4 // where the requests go (resolved once, before any request starts)
+	requests []*request
+	traceOut io.Writer // where -trace writes
+	embedded bool      // the server is the test server inside this process
+
+	start, end time.Time
+	cpu        time.Duration // user+system CPU of this process during the fetch
+	maxRSSKB   int64
+	peak       int    // the most requests the server had in flight at once
+	peakNote   string // why peak is unknown, when it is
+
+	mu    sync.Mutex
+	calls map[string]int // "read" → 12, "read EAGAIN" → 340, …
+}
+
+func newRun(cfg config, traceOut io.Writer) (*run, error) {
+	server, err := resolve(cfg.addr)
+	if err != nil {
+		return nil, err
+	}
+	rn := &run{cfg: cfg, tag: newTag(), server: server, traceOut: traceOut, calls: map[string]int{}}
+	for id := 1; id <= cfg.n; id++ {
+		host, path := whatToAsk(id, cfg.addr)
+		rn.requests = append(rn.requests, rn.newRequest(id, host, path))
+	}
+	return rn, nil
+}
+
+// resolve turns host:port into the IPv4 socket address connect(2) needs. A
+// host name is looked up here, once, before the first request: a name lookup
+// inside an event loop would block the whole loop (one of the notes' bugs).
+func resolve(hostport string) (*unix.SockaddrInet4, error) {
+	host, portText, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return nil, fmt.Errorf("-addr %q: want host:port, like 127.0.0.1:8000", hostport)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 1 || port > 65535 {
+		return nil, fmt.Errorf("-addr %q: port must be a number from 1 to 65535", hostport)
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return nil, fmt.Errorf("-addr %q: cannot resolve %q: %w", hostport, host, err)
+	}
+	for _, ip := range ips {
+		if ip4 := ip.To4(); ip4 != nil {
+			sa := &unix.SockaddrInet4{Port: port}
+			copy(sa.Addr[:], ip4)
+			return sa, nil
+		}
+	}
+	return nil, fmt.Errorf("-addr %q: %q has no IPv4 address (these programs use AF_INET sockets)", hostport, host)
+}
+
+// whatToAsk picks request id's Host header and path: the notes' two searches
+// first, then the test server's generic page.
+func whatToAsk(id int, addr string) (host, path string) {
+	switch id {
+	case 1:
+		return "www.baidu.com", "/s?wd=hello"
+	case 2:
+		return "www.so.com", "/s?q=hello"
+	}
+	return addr, "/page"
+}
+
+func newTag() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on the supported systems
+	return stage[:2] + "-" + hex.EncodeToString(b)
+}
+
+// fetch times the lesson's fetchAll and measures the CPU it used.
+func (rn *run) fetch() {
+	cpuBefore, _ := usage()
+	rn.start = time.Now()
+	fetchAll(rn)
+	rn.end = time.Now()
+	cpuAfter, rss := usage()
+	rn.cpu, rn.maxRSSKB = cpuAfter-cpuBefore, rss
+}
+
+// usage reads getrusage(2): CPU time used so far and the peak resident memory.
+func usage() (cpu time.Duration, maxRSSKB int64) {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0, 0
+	}
+	cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	maxRSSKB = int64(ru.Maxrss)
+	if runtime.GOOS == "darwin" {
+		maxRSSKB /= 1024 // macOS reports bytes, Linux and FreeBSD kilobytes
+	}
+	return cpu, maxRSSKB
+}
+
+// askServerForPeak asks the test server how many requests of this run it was
+// handling at once. Any other server does not know: the peak stays unknown.
+func (rn *run) askServerForPeak(embedded *testserver.Server) {
+	var stats testserver.Stats
+	var err error
+	if embedded != nil {
+		stats = embedded.Stats(rn.tag)
+	} else if stats, err = testserver.FetchStats(rn.cfg.addr, rn.tag); err != nil {
+		rn.peak, rn.peakNote = -1, "unknown: "+err.Error()
+		return
+	}
+	rn.peak = stats.PeakInFlight
+}
+
+// record counts a system call that belongs to no one request, such as the
+// select or epoll_wait of an event loop (see count). Stages 01 and 02 have no
+// such call.
+//
+//lint:ignore U1000 used by the stages that have an event loop
+func (rn *run) record(call string, result int, err error) {
+	rn.count("loop", call, result, err)
+}
+
+// count counts one system call by its name and result, and prints it under
+// -trace. Each stage records a call right after making it, for example
+//
+//	n, err := unix.Read(fd, buf)
+//	r.record("read", n, err)
+//
+// Results that are errors are counted apart ("read EAGAIN"), and so are
+// waits that returned with nothing ready ("select timeout"), so a report shows
+// how many calls did nothing.
+func (rn *run) count(who string, call string, result int, err error) {
+	key := call
+	switch {
+	case err != nil:
+		key = call + " " + errnoName(err)
+	case result == 0 && isWait(call):
+		key = call + " timeout"
+	}
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	rn.calls[key]++
+	if !rn.cfg.trace {
+		return
+	}
+	outcome := strconv.Itoa(result)
+	if err != nil {
+		outcome = "-1 " + errnoName(err) + " (" + err.Error() + ")"
+	}
+	fmt.Fprintf(rn.traceOut, "%9.6f %-7s %-14s = %s\n", time.Since(rn.start).Seconds(), who, call, outcome)
+}
+
+// isWait tells the calls that wait for readiness apart from the others.
+func isWait(call string) bool {
+	return call == "select" || call == "poll" || call == "epoll_wait" || call == "kevent"
+}
+
+func errnoName(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		if name := unix.ErrnoName(errno); name != "" {
+			return name
+		}
+	}
+	return "error"
+}
+
+// ---------------------------------------------------------------------------
+// One request: the bytes to send, and what came back.
+
+type request struct {
+	rn     *run
+	id     int
+	host   string              // the Host header
+	path   string              // what a person asked for, e.g. /s?wd=hello
+	addr   *unix.SockaddrInet4 // where to connect
+	raw    []byte              // the exact bytes of the request
+	target string              // host:port, for messages
+
+	start, end time.Duration // since the run started
+	response   []byte        // every byte read, header included
+	err        error         // why it failed; nil when a complete response arrived
+
+	status int // parsed from the response once it is complete
+	body   []byte
+}
+
+func (rn *run) newRequest(id int, host, path string) *request {
+	// The test server reads run, req and delay from the query; other servers ignore them.
+	query := fmt.Sprintf("run=%s&req=%d", rn.tag, id)
+	if rn.cfg.delay > 0 {
+		query += "&delay=" + rn.cfg.delay.String()
+	}
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	raw := "GET " + path + sep + query + " HTTP/1.0\r\nHost: " + host + "\r\n\r\n"
+	return &request{rn: rn, id: id, host: host, path: path, addr: rn.server, raw: []byte(raw), target: rn.cfg.addr}
+}
+
+// record counts a system call made for this request (see run.count).
+func (r *request) record(call string, result int, err error) {
+	r.rn.count("req "+strconv.Itoa(r.id), call, result, err)
+}
+
+// begin marks the moment the request starts (just before its socket is made).
+func (r *request) begin() { r.start = time.Since(r.rn.start) }
+
+// received keeps bytes that a read returned.
+func (r *request) received(data []byte) { r.response = append(r.response, data...) }
+
+// finish marks the request done: err says why it failed, or nil once the
+// server closed the connection after its response. The response is checked
+// only then: with HTTP/1.0 the end of the stream is the end of the response.
+func (r *request) finish(err error) {
+	r.end = time.Since(r.rn.start)
+	if err == nil {
+		r.status, r.body, err = parseResponse(r.response)
+	}
+	if err != nil {
+		r.err = fmt.Errorf("%w%s", err, hint(err))
+	}
+}
+
+// hint adds a sentence for the errors students meet most.
+func hint(err error) string {
+	switch {
+	case errors.Is(err, unix.ECONNREFUSED):
+		return " (nothing is listening on that port)"
+	case errors.Is(err, unix.ECONNRESET):
+		return " (the server aborted the connection with a TCP reset)"
+	case errors.Is(err, unix.EPIPE):
+		return " (the server closed the connection before the request was sent)"
+	case errors.Is(err, unix.ETIMEDOUT):
+		return " (the server did not answer the TCP handshake)"
+	case errors.Is(err, unix.EHOSTUNREACH), errors.Is(err, unix.ENETUNREACH):
+		return " (no route to that address)"
+	}
+	return ""
+}
+
+// parseResponse checks that raw is a whole HTTP response and returns its status
+// code and body. It never panics, whatever the bytes.
+func parseResponse(raw []byte) (status int, body []byte, err error) {
+	if len(raw) == 0 {
+		return 0, nil, errors.New("the server closed the connection without sending anything")
+	}
+	if !isStatusLine(raw) {
+		return 0, nil, fmt.Errorf("the server's answer is not HTTP: it starts with %q", first(raw, 24))
+	}
+	status, _ = strconv.Atoi(string(raw[9:12]))
+	header, body, found := bytes.Cut(raw, []byte("\r\n\r\n"))
+	if !found {
+		return status, nil, fmt.Errorf("the response ended inside its header (%d bytes, no blank line)", len(raw))
+	}
+	if want, ok := contentLength(string(header)); ok && len(body) < want {
+		return status, nil, fmt.Errorf("the response was cut short: Content-Length says %d bytes, %d arrived", want, len(body))
+	}
+	return status, body, nil
+}
+
+// isStatusLine reports whether raw starts like "HTTP/1.0 200".
+func isStatusLine(raw []byte) bool {
+	if len(raw) < 12 || !strings.HasPrefix(string(raw[:5]), "HTTP/") || raw[8] != ' ' {
+		return false
+	}
+	for _, c := range raw[9:12] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// contentLength finds a Content-Length header, if the server sent one.
+func contentLength(header string) (int, bool) {
+	for _, line := range strings.Split(header, "\r\n")[1:] {
+		name, value, _ := strings.Cut(line, ":")
+		if strings.EqualFold(strings.TrimSpace(name), "Content-Length") {
+			n, err := strconv.Atoi(strings.TrimSpace(value))
+			return n, err == nil && n >= 0
+		}
+	}
+	return 0, false
+}
+
+func first(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+// ---------------------------------------------------------------------------
+// The report.
+
+func (rn *run) failed() int {
+	failed := 0
+	for _, r := range rn.requests {
+		if r.err != nil {
+			failed++
+		}
+	}
+	return failed
+}
+
+func (rn *run) bodyBytes() int {
+	total := 0
+	for _, r := range rn.requests {
+		total += len(r.body)
+	}
+	return total
+}
+
+func (rn *run) wall() time.Duration { return rn.end.Sub(rn.start) }
+
+// achievedConcurrency is the sum of the requests' durations over the wall time:
+// about 1 when requests run one after another, about n when all overlap.
+func (rn *run) achievedConcurrency() float64 {
+	var busy time.Duration
+	for _, r := range rn.requests {
+		busy += r.end - r.start
+	}
+	if rn.wall() <= 0 {
+		return 0
+	}
+	return float64(busy) / float64(rn.wall())
+}
+
+// wasted counts the calls that did nothing: a read or write that returned
+// EAGAIN ("try again"), a connect that returned EALREADY ("still
+// connecting"), and a wait that timed out with nothing ready.
+func (rn *run) wasted() int {
+	total := 0
+	for key, count := range rn.calls {
+		if strings.HasSuffix(key, " EAGAIN") || strings.HasSuffix(key, " EALREADY") || strings.HasSuffix(key, " timeout") {
+			total += count
+		}
+	}
+	return total
+}
+
+// shownRequests is how many per-request lines the text report prints in full.
+const shownRequests = 20
+
+func (rn *run) writeReport(w io.Writer) error {
+	where, cpuNote := "the server", ""
+	if rn.embedded {
+		where, cpuNote = "the test server embedded in this process", " (embedded server included)"
+	}
+	fmt.Fprintf(w, "%s: %d requests to %s at %s, each asked to wait %v\n\n", stage, rn.cfg.n, where, rn.cfg.addr, rn.cfg.delay)
+	rn.writeRequestLines(w)
+	fmt.Fprintln(w)
+	testserver.DrawTimeline(w, rn.spans(), 50)
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "%d ok, %d failed, %d body bytes · wall %s · cpu %s%s\n",
+		rn.cfg.n-rn.failed(), rn.failed(), rn.bodyBytes(), seconds(rn.wall()), seconds(rn.cpu), cpuNote)
+	fmt.Fprintf(w, "achieved concurrency %.2f (time spent in requests / wall) · peak in flight at the server %s\n",
+		rn.achievedConcurrency(), rn.peakText())
+	_, err := fmt.Fprintf(w, "system calls: %s · wasted (EAGAIN, EALREADY, timeout) %d\n", rn.callsText(), rn.wasted())
+	return err
+}
+
+// writeRequestLines prints one line per request; after the first
+// shownRequests, only a count of each outcome, so a run of thousands stays
+// readable (-json lists every request).
+func (rn *run) writeRequestLines(w io.Writer) {
+	fmt.Fprintf(w, "  req  %-38s status %8s  %15s  %7s\n", "request", "body", "start → end", "took")
+	var hidden []string // the outcomes not printed, in order of first appearance
+	hiddenCount := map[string]int{}
+	for i, r := range rn.requests {
+		if i >= shownRequests {
+			outcome := "succeeded"
+			if r.err != nil {
+				outcome = "failed: " + r.err.Error()
+			}
+			if hiddenCount[outcome] == 0 {
+				hidden = append(hidden, outcome)
+			}
+			hiddenCount[outcome]++
+			continue
+		}
+		what := fmt.Sprintf("GET %s (%s)", r.path, r.host)
+		if r.err != nil {
+			fmt.Fprintf(w, "%5d  %-38s FAILED: %v\n", r.id, what, r.err)
+			continue
+		}
+		span := fmt.Sprintf("%s → %s", seconds(r.start), seconds(r.end))
+		fmt.Fprintf(w, "%5d  %-38s %6d %8s  %15s  %7s\n", r.id, what, r.status, strconv.Itoa(len(r.body))+" B", span, millis(r.end-r.start))
+	}
+	for _, outcome := range hidden {
+		fmt.Fprintf(w, "  …    %d more %s\n", hiddenCount[outcome], outcome)
+	}
+}
+
+func (rn *run) spans() []testserver.Span {
+	spans := make([]testserver.Span, len(rn.requests))
+	for i, r := range rn.requests {
+		spans[i] = testserver.Span{Label: strconv.Itoa(r.id), Start: r.start, End: r.end, Failed: r.err != nil}
+	}
+	return spans
+}
+
+func (rn *run) peakText() string {
+	if rn.peak < 0 {
+		return "unknown (not the project's test server)"
+	}
+	return strconv.Itoa(rn.peak)
+}
+
+// callOrder is the order in which the report lists system calls: roughly the
+// order in which a request makes them.
+var callOrder = []string{"epoll_create1", "kqueue", "socket", "fcntl", "connect", "epoll_ctl ADD", "getsockopt", "write", "epoll_ctl MOD", "read", "select", "poll", "epoll_wait", "kevent", "epoll_ctl DEL", "close"}
+
+// callsText lists the system calls in callOrder, each result kind apart.
+func (rn *run) callsText() string {
+	rank := func(key string) int {
+		best, bestLength := len(callOrder), 0 // calls not in the list go last
+		for i, call := range callOrder {
+			if (key == call || strings.HasPrefix(key, call+" ")) && len(call) > bestLength {
+				best, bestLength = i, len(call)
+			}
+		}
+		return best
+	}
+	keys := make([]string, 0, len(rn.calls))
+	for key := range rn.calls {
+		keys = append(keys, key)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if ri, rj := rank(keys[i]), rank(keys[j]); ri != rj {
+			return ri < rj
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, key := range keys {
+		parts[i] = fmt.Sprintf("%s %d", key, rn.calls[key])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func seconds(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) }
+func millis(d time.Duration) string  { return fmt.Sprintf("%dms", d.Milliseconds()) }
+
+// summary is what -json prints.
+type summary struct {
+	Stage               string         `json:"stage"`
+	Server              string         `json:"server"`
+	Requests            int            `json:"requests"`
+	DelayMS             float64        `json:"delay_ms"`
+	OK                  int            `json:"ok"`
+	Failed              int            `json:"failed"`
+	Bytes               int            `json:"bytes"`
+	WallMS              float64        `json:"wall_ms"`
+	CPUMS               float64        `json:"cpu_ms"`
+	MaxRSSKB            int64          `json:"max_rss_kb"`
+	Syscalls            map[string]int `json:"syscalls"`
+	Wasted              int            `json:"wasted_calls"`
+	AchievedConcurrency float64        `json:"achieved_concurrency"`
+	PeakInFlight        *int           `json:"peak_in_flight"` // null when the server does not report it
+	Results             []result       `json:"results"`
+}
+
+type result struct {
+	ID      int     `json:"id"`
+	Host    string  `json:"host"`
+	Path    string  `json:"path"`
+	Status  int     `json:"status"`
+	Bytes   int     `json:"bytes"`
+	StartMS float64 `json:"start_ms"`
+	EndMS   float64 `json:"end_ms"`
+	Error   string  `json:"error,omitempty"`
+}
+
+func (rn *run) writeJSON(w io.Writer) error {
+	s := summary{
+		Stage: stage, Server: rn.cfg.addr, Requests: rn.cfg.n, DelayMS: ms(rn.cfg.delay),
+		OK: rn.cfg.n - rn.failed(), Failed: rn.failed(), Bytes: rn.bodyBytes(),
+		WallMS: ms(rn.wall()), CPUMS: ms(rn.cpu), MaxRSSKB: rn.maxRSSKB,
+		Syscalls: rn.calls, Wasted: rn.wasted(), AchievedConcurrency: rn.achievedConcurrency(),
+	}
+	if rn.peak >= 0 {
+		s.PeakInFlight = &rn.peak
+	}
+	for _, r := range rn.requests {
+		res := result{ID: r.id, Host: r.host, Path: r.path, Status: r.status, Bytes: len(r.body), StartMS: ms(r.start), EndMS: ms(r.end)}
+		if r.err != nil {
+			res.Error = r.err.Error()
+		}
+		s.Results = append(s.Results, res)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(s)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,437 @@
+// scaffold_test.go is the same, byte for byte, in every stage, like
+// scaffold.go: the tests every stage must pass, whatever its way of driving
+// the requests. What is particular to one stage is tested in main_test.go.
+
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"blocking-to-epoll/internal/testserver"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// startServer starts the test server for one test.
+func startServer(t *testing.T) *testserver.Server {
+	t.Helper()
+	srv, err := testserver.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// newTestRun prepares a run of len(paths) requests to srv, each asking the
+// server to wait delay. An empty path keeps the usual request for that id.
+func newTestRun(t *testing.T, srv *testserver.Server, delay time.Duration, paths ...string) *run {
+	t.Helper()
+	rn, err := newRun(config{n: len(paths), delay: delay, addr: srv.Addr()}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, path := range paths {
+		if path != "" {
+			rn.requests[i] = rn.newRequest(i+1, srv.Addr(), path)
+		}
+	}
+	return rn
+}
+
+// outcome is what one request ended with, as the client saw it or as the
+// server says it sent it.
+type outcome struct {
+	ID     string
+	Status int
+	Bytes  int
+	SHA256 string
+	Failed bool
+}
+
+func clientOutcomes(rn *run) []outcome {
+	var out []outcome
+	for _, r := range rn.requests {
+		sum := ""
+		if len(r.body) > 0 {
+			h := sha256.Sum256(r.body)
+			sum = hex.EncodeToString(h[:])
+		}
+		out = append(out, outcome{ID: strconv.Itoa(r.id), Status: r.status, Bytes: len(r.body), SHA256: sum, Failed: r.err != nil})
+	}
+	return out
+}
+
+func serverOutcomes(st testserver.Stats) []outcome {
+	var out []outcome
+	for _, e := range st.Entries {
+		out = append(out, outcome{ID: e.ID, Status: e.Status, Bytes: int(e.BodyBytes), SHA256: e.BodySHA256})
+	}
+	return out
+}
+
+// sameResponses fails the test unless every request got exactly the status
+// and body bytes the server says it sent.
+func sameResponses(t *testing.T, srv *testserver.Server, rn *run) {
+	t.Helper()
+	byID := cmpopts.SortSlices(func(a, b outcome) bool { return a.ID < b.ID })
+	if diff := cmp.Diff(serverOutcomes(srv.Stats(rn.tag)), clientOutcomes(rn), byID); diff != "" {
+		t.Errorf("client and server disagree (-server +client):\n%s", diff)
+	}
+	for _, r := range rn.requests {
+		if r.err != nil {
+			t.Errorf("request %d failed: %v", r.id, r.err)
+		}
+	}
+}
+
+func TestEveryResponseArrivesWhole(t *testing.T) {
+	srv := startServer(t)
+	rn := newTestRun(t, srv, 10*time.Millisecond, "", "", "", "")
+	rn.fetch()
+	sameResponses(t, srv, rn)
+	if got := rn.bodyBytes(); got == 0 {
+		t.Errorf("body bytes = 0, want the pages' bytes")
+	}
+}
+
+func TestDrippedAndLargeResponsesArriveWhole(t *testing.T) {
+	srv := startServer(t)
+	rn := newTestRun(t, srv, 0,
+		"/page?fault=drip&size=6000&chunk=300&pause=5ms",
+		"/page?fault=large&size=3000000",
+		"/page?fault=slowheader&pause=5ms",
+		"")
+	rn.fetch()
+	sameResponses(t, srv, rn)
+	if got := len(rn.requests[1].body); got != 3000000 {
+		t.Errorf("large body: %d bytes, want 3000000", got)
+	}
+}
+
+// closedPort returns a loopback address where nothing listens.
+func closedPort(t *testing.T) *net.TCPAddr {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	ln.Close()
+	return addr
+}
+
+func TestRefusedConnectionFailsOnlyThatRequest(t *testing.T) {
+	srv := startServer(t)
+	rn := newTestRun(t, srv, 10*time.Millisecond, "", "", "", "")
+	withAddr(rn.requests[1], closedPort(t))
+	rn.fetch()
+
+	for _, r := range rn.requests {
+		if r.id == 2 {
+			continue
+		}
+		if r.err != nil || r.status != 200 {
+			t.Errorf("request %d: status %d, error %v; want 200 and no error", r.id, r.status, r.err)
+		}
+	}
+	err := rn.requests[1].err
+	if err == nil {
+		t.Fatal("request to a closed port succeeded")
+	}
+	for _, want := range []string{"connect", "connection refused", "nothing is listening"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
+// withAddr points r at another address (a copy: the requests share one).
+func withAddr(r *request, addr *net.TCPAddr) {
+	sa := *r.addr
+	sa.Port = addr.Port
+	copy(sa.Addr[:], addr.IP.To4())
+	r.addr, r.target = &sa, addr.String()
+}
+
+func TestBrokenServersGiveClearErrors(t *testing.T) {
+	cases := []struct {
+		fault string
+		want  string
+	}{
+		{"reset", "reset"},
+		{"close", "closed the connection without sending anything"},
+		{"garbage", "not HTTP"},
+		{"truncate", "cut short"},
+	}
+	for _, c := range cases {
+		t.Run(c.fault, func(t *testing.T) {
+			srv := startServer(t)
+			rn := newTestRun(t, srv, 10*time.Millisecond, "", "/page?fault="+c.fault, "")
+			rn.fetch()
+			if err := rn.requests[1].err; err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("fault %s: error %v, want one that says %q", c.fault, err, c.want)
+			}
+			for _, r := range []*request{rn.requests[0], rn.requests[2]} {
+				if r.err != nil || r.status != 200 {
+					t.Errorf("request %d next to the broken one: status %d, error %v", r.id, r.status, r.err)
+				}
+			}
+		})
+	}
+}
+
+// TestLargeRequestIsSentWhole sends a request far larger than the socket's
+// send buffer to a server that waits before it reads: write(2) cannot take it
+// in one go, and every byte must still arrive (the notes' sendall on a
+// nonblocking socket would fail half-way).
+func TestLargeRequestIsSentWhole(t *testing.T) {
+	padding := strings.Repeat("x", 8<<20)
+	raw := "GET /page HTTP/1.0\r\nHost: slow-reader\r\nX-Padding: " + padding + "\r\n\r\n"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // a server that lets the client's send buffer fill up, then reads it all
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		time.Sleep(100 * time.Millisecond)
+		n, _ := io.ReadFull(conn, make([]byte, len(raw)))
+		got := strconv.Itoa(n)
+		io.WriteString(conn, "HTTP/1.0 200 OK\r\nContent-Length: "+strconv.Itoa(len(got))+"\r\n\r\n"+got)
+	}()
+
+	srv := startServer(t)
+	rn := newTestRun(t, srv, 0, "")
+	withAddr(rn.requests[0], ln.Addr().(*net.TCPAddr))
+	rn.requests[0].raw = []byte(raw)
+	rn.fetch()
+	r := rn.requests[0]
+	if r.err != nil || string(r.body) != strconv.Itoa(len(raw)) {
+		t.Errorf("server received %q bytes (error %v); want all %d", r.body, r.err, len(raw))
+	}
+}
+
+func TestSignalsCostNoRequest(t *testing.T) {
+	srv := startServer(t)
+	rn := newTestRun(t, srv, 30*time.Millisecond, "", "", "/page?fault=drip&size=3000&chunk=100&pause=2ms", "")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // a signal every millisecond, as a busy terminal or profiler might send
+		defer close(done)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				syscall.Kill(os.Getpid(), syscall.SIGURG)
+				syscall.Kill(os.Getpid(), syscall.SIGWINCH)
+			}
+		}
+	}()
+	rn.fetch()
+	close(stop)
+	<-done
+	sameResponses(t, srv, rn)
+	for key, count := range rn.calls {
+		if strings.HasSuffix(key, " EINTR") {
+			t.Logf("%s: %d (interrupted, retried)", key, count)
+		}
+	}
+}
+
+// openDescriptors lists this process's open file descriptors (Linux only).
+func openDescriptors(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd here:", err)
+	}
+	var fds []string
+	for _, e := range entries {
+		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		fds = append(fds, e.Name()+" → "+target)
+	}
+	return fds
+}
+
+func TestNothingIsLeftOpen(t *testing.T) {
+	fdsBefore := openDescriptors(t)
+	goroutinesBefore := runtime.NumGoroutine()
+
+	srv, err := testserver.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rn := newTestRun(t, srv, 5*time.Millisecond, "", "/page?fault=reset", "/page?fault=garbage", "/page?fault=close", "")
+	withAddr(rn.requests[4], closedPort(t))
+	rn.fetch()
+	srv.Close()
+
+	// The readdir of /proc/self/fd itself holds one descriptor while it runs,
+	// the same before and after, so the lists compare as they are.
+	var fdsAfter []string
+	for try := 0; try < 100; try++ { // closing is done once Close returns; allow the runtime a moment
+		fdsAfter = openDescriptors(t)
+		if len(fdsAfter) <= len(fdsBefore) && runtime.NumGoroutine() <= goroutinesBefore {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if diff := cmp.Diff(fdsBefore, fdsAfter); diff != "" {
+		t.Errorf("descriptors left open (-before +after):\n%s", diff)
+	}
+	if n := runtime.NumGoroutine(); n > goroutinesBefore {
+		t.Errorf("%d goroutines now, %d before the run", n, goroutinesBefore)
+	}
+}
+
+func TestJSONSummaryHasEveryField(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := runStage([]string{"-n", "3", "-delay", "0", "-json"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit code %d, stderr: %s", code, errOut.String())
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(out.Bytes(), &fields); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
+	}
+	for _, key := range []string{"stage", "requests", "ok", "failed", "bytes", "wall_ms", "cpu_ms", "max_rss_kb", "syscalls", "peak_in_flight", "achieved_concurrency", "results"} {
+		if _, ok := fields[key]; !ok {
+			t.Errorf("JSON has no %q", key)
+		}
+	}
+	var s summary
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Stage != stage || s.Requests != 3 || s.OK != 3 || s.Failed != 0 || s.PeakInFlight == nil || len(s.Results) != 3 || s.Syscalls["write"] != 3 {
+		t.Errorf("summary does not describe 3 good requests: %+v", s)
+	}
+}
+
+// TestWorksAgainstAnyHTTPServer points the stage at a server that is not the
+// project's: responses still count, and the peak is reported as unknown.
+func TestWorksAgainstAnyHTTPServer(t *testing.T) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello from another server")
+	}))
+	defer other.Close()
+	var out, errOut bytes.Buffer
+	addr := strings.TrimPrefix(other.URL, "http://")
+	if code := runStage([]string{"-n", "3", "-addr", addr, "-json"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit code %d, stderr: %s", code, errOut.String())
+	}
+	var s summary
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.OK != 3 || s.Bytes != 3*len("hello from another server") || s.PeakInFlight != nil {
+		t.Errorf("ok %d, bytes %d, peak %v; want 3, %d, null", s.OK, s.Bytes, s.PeakInFlight, 3*len("hello from another server"))
+	}
+}
+
+func TestTextReportShowsEveryRequestAndTheTimeline(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := runStage([]string{"-n", "3", "-delay", "1ms"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit code %d, stderr: %s", code, errOut.String())
+	}
+	report := out.String()
+	for _, want := range []string{"GET /s?wd=hello (www.baidu.com)", "GET /s?q=hello (www.so.com)", "GET /page (127.0.0.1:", "│", "3 ok, 0 failed", "peak in flight at the server", "system calls: ", "write 3"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report does not contain %q:\n%s", want, report)
+		}
+	}
+}
+
+func TestTraceShowsEachSystemCall(t *testing.T) {
+	var out, trace bytes.Buffer
+	if code := runStage([]string{"-n", "1", "-delay", "0", "-trace"}, &out, &trace); code != 0 {
+		t.Fatalf("exit code %d, stderr: %s", code, trace.String())
+	}
+	for _, want := range []string{"req 1   socket", "req 1   connect", "req 1   write", "req 1   read", "req 1   close"} {
+		if !strings.Contains(trace.String(), want) {
+			t.Errorf("trace has no %q:\n%s", want, trace.String())
+		}
+	}
+}
+
+func TestBadFlagsAreRefusedClearly(t *testing.T) {
+	for _, args := range [][]string{{"-n", "0"}, {"-delay", "-1s"}, {"-addr", "nonsense"}, {"-addr", "127.0.0.1:99999"}, {"extra"}} {
+		var out, errOut bytes.Buffer
+		if code := runStage(args, &out, &errOut); code != 2 || errOut.Len() == 0 {
+			t.Errorf("%v: exit code %d, stderr %q; want 2 and a message", args, code, errOut.String())
+		}
+	}
+}
+
+func TestParseResponse(t *testing.T) {
+	cases := []struct {
+		name       string
+		raw        string
+		wantStatus int
+		wantBody   string
+		wantErr    string
+	}{
+		{"whole", "HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello", 200, "hello", ""},
+		{"no length, ends at EOF", "HTTP/1.1 404 Not Found\r\n\r\nnope", 404, "nope", ""},
+		{"empty", "", 0, "", "without sending anything"},
+		{"garbage", "\x00\x01hello there", 0, "", "not HTTP"},
+		{"short garbage", "HTTP/", 0, "", "not HTTP"},
+		{"header cut", "HTTP/1.0 200 OK\r\nContent-Le", 200, "", "ended inside its header"},
+		{"body cut", "HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\nhello", 200, "", "cut short"},
+	}
+	for _, c := range cases {
+		status, body, err := parseResponse([]byte(c.raw))
+		gotErr := ""
+		if err != nil {
+			gotErr = err.Error()
+		}
+		if status != c.wantStatus || string(body) != c.wantBody || !strings.Contains(gotErr, c.wantErr) || (c.wantErr == "") != (err == nil) {
+			t.Errorf("%s: got %d %q %v; want %d %q %q", c.name, status, body, err, c.wantStatus, c.wantBody, c.wantErr)
+		}
+	}
+}
+
+// TestScaffoldIsTheSameInEveryStage keeps the promise that make diff shows
+// only the lesson: scaffold.go and this file are copies of stage 01's.
+func TestScaffoldIsTheSameInEveryStage(t *testing.T) {
+	for _, name := range []string{"scaffold.go", "scaffold_test.go"} {
+		mine, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copies, _ := filepath.Glob(filepath.Join("..", "[0-9][0-9]-*", name))
+		for _, other := range copies {
+			theirs, err := os.ReadFile(other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(mine, theirs) {
+				t.Errorf("%s differs from ../%s/%s: copy one over the other (make sync-scaffold)", name, filepath.Base(filepath.Dir(other)), name)
+			}
+		}
+	}
+}
