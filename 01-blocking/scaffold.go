@@ -187,7 +187,8 @@ func newTag() string {
 	return stage[:2] + "-" + hex.EncodeToString(b)
 }
 
-// fetch times the lesson's fetchAll and measures the CPU it used.
+// fetch times the lesson's fetchAll and measures the CPU it used (its own,
+// and that of any child processes it waited for: stage 06 can make some).
 func (rn *run) fetch() {
 	cpuBefore, _ := usage()
 	rn.start = time.Now()
@@ -197,14 +198,17 @@ func (rn *run) fetch() {
 	rn.cpu, rn.maxRSSKB = cpuAfter-cpuBefore, rss
 }
 
-// usage reads getrusage(2): CPU time used so far and the peak resident memory.
+// usage reads getrusage(2): the CPU time this process and its waited-for
+// children have used so far, and this process's peak resident memory.
 func usage() (cpu time.Duration, maxRSSKB int64) {
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+	var self, children unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &self) != nil || unix.Getrusage(unix.RUSAGE_CHILDREN, &children) != nil {
 		return 0, 0
 	}
-	cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	maxRSSKB = int64(ru.Maxrss)
+	for _, ru := range []unix.Rusage{self, children} {
+		cpu += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	maxRSSKB = int64(self.Maxrss)
 	if runtime.GOOS == "darwin" {
 		maxRSSKB /= 1024 // macOS reports bytes, Linux and FreeBSD kilobytes
 	}
@@ -310,7 +314,8 @@ func (rn *run) newRequest(id int, host, path string) *request {
 		sep = "&"
 	}
 	raw := "GET " + path + sep + query + " HTTP/1.0\r\nHost: " + host + "\r\n\r\n"
-	return &request{rn: rn, id: id, host: host, path: path, addr: rn.server, raw: []byte(raw), target: rn.cfg.addr}
+	addr := *rn.server // a copy each: unix.Connect writes into the address it is given
+	return &request{rn: rn, id: id, host: host, path: path, addr: &addr, raw: []byte(raw), target: rn.cfg.addr}
 }
 
 // record counts a system call made for this request (see run.count).

@@ -21,8 +21,10 @@
 // What to look for when you run it (go run ./06-goroutines-compare): a stack
 // of bars, as in stages 03-05, and the same calls as stage 01 in the report.
 // The calls counted here are calls into the net package, not system calls:
-// strace shows the runtime's own (see the README). Then run -model threads
-// and -model processes with -n 1000: the same wall time, at a higher price.
+// strace shows the runtime's own (see the README). Then try -model threads
+// and -model processes with -n 1000 -delay 1s against a standalone server
+// (make server): threads take about as long, with a thousand threads;
+// processes take seconds more, just to start a thousand programs.
 //
 // Everything around the lesson (flags, request bytes, the report) is in
 // scaffold.go, the same file in every stage. Compare: make diff FROM=01 TO=06
@@ -37,7 +39,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"syscall"
 )
 
 const stage = "06-goroutines-compare"
@@ -93,25 +94,23 @@ func fetchAll(rn *run) {
 }
 
 // fetch does one whole HTTP request with the net package. The calls it
-// records are calls into net, not system calls: one Dial is a socket(2), a
-// connect(2) that returns EINPROGRESS, an epoll_ctl(2) that hands the socket
-// to the runtime's epoll, a wait until it is writable and a getsockopt(2)
-// SO_ERROR, all done for us. The errors net returns already say which call
-// failed and where ("dial tcp 127.0.0.1:1: connect: connection refused"), so
-// they are returned as they are.
+// records are calls into net, named after the system calls of stage 01 that
+// they stand for; the system calls net makes are more. One Dial is a
+// nonblocking socket(2), a connect(2) that returns EINPROGRESS, an
+// epoll_ctl(2) that adds the socket to the runtime's epoll, a park until
+// epoll says it is writable, a getsockopt(2) SO_ERROR to learn whether the
+// connect worked, and setsockopt(2) for TCP_NODELAY and keep-alive. The
+// errors net returns already say which call failed and where ("dial tcp
+// 127.0.0.1:1: connect: connection refused"), so they are returned as they
+// are.
 func fetch(r *request) error {
 	// The server's address is already resolved (r.addr): dialing the IP
-	// address itself means no name lookup per request. Control runs right
-	// after net has made the socket and before it connects: it is only here
-	// to record the descriptor net made, as stage 01 recorded unix.Socket's.
+	// address itself means no name lookup per request.
 	server := &net.TCPAddr{IP: r.addr.Addr[:], Port: r.addr.Port}
-	dialer := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		return c.Control(func(fd uintptr) { r.record("socket", int(fd), nil) })
-	}}
-	conn, err := dialer.Dial("tcp", server.String())
-	r.record("connect", 0, err)
+	conn, err := net.Dial("tcp", server.String())
+	r.record("dial", 0, err)
 	if err != nil {
-		return err
+		return err // net has closed the socket already: there is nothing to close
 	}
 	defer closeConn(r, conn)
 	if err := sendRequest(r, conn); err != nil {
