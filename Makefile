@@ -10,7 +10,7 @@ FROM ?= 01
 TO ?= 02
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run test lint diff sync-scaffold cross server
+.PHONY: help run test lint diff compare curve sync-scaffold cross server
 
 help: ## list the commands (this)
 	@grep -hE '^[a-z0-9%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -42,6 +42,12 @@ diff: ## what stage TO changes from stage FROM: make diff FROM=01 TO=02
 		changed=$$(diff -uN $$from$$f $$to$$f | grep -E '^[-+]' | grep -cvE '^(\+\+\+|---) '); \
 		printf '   %-16s %4d\n' $$f $$changed; \
 	done
+
+compare: ## every stage and model side by side, against one test server process (about 40 s)
+	go run ./06-goroutines-compare -compare $(ARGS)
+
+curve: ## the cost of one select, poll and epoll_wait as the watched set grows (Linux, about 10 s)
+	go test -run '^$$' -bench WaitCost -benchtime 2000x ./06-goroutines-compare
 
 sync-scaffold: ## copy 01's scaffold.go and scaffold_test.go to every other stage (they must stay identical)
 	@for stage in $(filter-out 01-%,$(STAGES)); do cp 01-blocking/scaffold.go 01-blocking/scaffold_test.go $$stage/; echo "copied to $$stage"; done

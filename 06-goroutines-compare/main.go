@@ -47,6 +47,9 @@ func main() {
 	if isChild() { // this process is one request of -model processes (models.go)
 		os.Exit(runChild(os.Stdin, os.Stdout, os.Stderr))
 	}
+	if wantsCompare(os.Args[1:]) { // the side-by-side comparison (compare.go)
+		os.Exit(runCompare(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	os.Exit(runStage(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -61,8 +64,10 @@ var models = map[string]func(r *request) error{
 // model is the -model flag: the key in models that runs the requests.
 var model = "goroutines"
 
-// addStageFlags adds the flags only this stage has: -model.
+// addStageFlags adds the flags only this stage has: -model, and -compare
+// (which main hands to compare.go before these flags are parsed).
 func addStageFlags(fs *flag.FlagSet) {
+	fs.Bool("compare", false, "run every stage side by side against one test server process (see compare.go; with -json, -workloads, -bin)")
 	fs.Func("model", "how each request runs: `goroutines` (the default), threads (an OS thread each) or processes (a process each)", setModel)
 }
 
