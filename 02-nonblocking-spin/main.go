@@ -52,7 +52,7 @@ func fetchAll(rn *run) {
 	}
 	buf := make([]byte, 8192) // one buffer serves every socket: the loop reads one at a time
 	for len(pending) > 0 {
-		var unfinished []*conn
+		unfinished := pending[:0] // filtered in place: a new slice every round would be garbage
 		for _, c := range pending {
 			done, err := c.step(buf)
 			if done || err != nil {

@@ -127,7 +127,8 @@ type run struct {
 	peakNote   string // why peak is unknown, when it is
 
 	mu    sync.Mutex
-	calls map[string]int // "read" → 12, "read EAGAIN" → 340, …
+	calls map[string]int        // "read" → 12, "read EAGAIN" → 340, …
+	keys  map[callResult]string // the names used in calls, made once each
 }
 
 func newRun(cfg config, traceOut io.Writer) (*run, error) {
@@ -135,7 +136,7 @@ func newRun(cfg config, traceOut io.Writer) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
-	rn := &run{cfg: cfg, tag: newTag(), server: server, traceOut: traceOut, calls: map[string]int{}}
+	rn := &run{cfg: cfg, tag: newTag(), server: server, traceOut: traceOut, calls: map[string]int{}, keys: map[callResult]string{}}
 	for id := 1; id <= cfg.n; id++ {
 		host, path := whatToAsk(id, cfg.addr)
 		rn.requests = append(rn.requests, rn.newRequest(id, host, path))
@@ -248,16 +249,9 @@ func (rn *run) record(call string, result int, err error) {
 // waits that returned with nothing ready ("select timeout"), so a report shows
 // how many calls did nothing.
 func (rn *run) count(who string, call string, result int, err error) {
-	key := call
-	switch {
-	case err != nil:
-		key = call + " " + errnoName(err)
-	case result == 0 && isWait(call):
-		key = call + " timeout"
-	}
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
-	rn.calls[key]++
+	rn.calls[rn.key(call, result, err)]++
 	if !rn.cfg.trace {
 		return
 	}
@@ -266,6 +260,37 @@ func (rn *run) count(who string, call string, result int, err error) {
 		outcome = "-1 " + errnoName(err) + " (" + err.Error() + ")"
 	}
 	fmt.Fprintf(rn.traceOut, "%9.6f %-7s %-14s = %s\n", time.Since(rn.start).Seconds(), who, call, outcome)
+}
+
+// key names what a call returned, such as "read" or "read EAGAIN". The names
+// are kept once made: a busy loop records millions of calls, and making a
+// new string for each would leave millions behind for the garbage collector.
+func (rn *run) key(call string, result int, err error) string {
+	errno, bare := err.(syscall.Errno) // what x/sys returns: no allocation to look at it
+	if err != nil && !bare {
+		return call + " " + errnoName(err) // a wrapped error (stage 06's net errors): rare
+	}
+	k := callResult{call, errno, err != nil, result == 0 && isWait(call)}
+	if name, ok := rn.keys[k]; ok {
+		return name
+	}
+	name := call
+	switch {
+	case err != nil:
+		name = call + " " + errnoName(err)
+	case k.timeout:
+		name = call + " timeout"
+	}
+	rn.keys[k] = name
+	return name
+}
+
+// callResult is what key needs to know about a call's result.
+type callResult struct {
+	call    string
+	errno   syscall.Errno
+	failed  bool
+	timeout bool
 }
 
 // isWait tells the calls that wait for readiness apart from the others.
@@ -289,6 +314,7 @@ func errnoName(err error) string {
 type request struct {
 	rn     *run
 	id     int
+	who    string              // "req 3": how -trace names it
 	host   string              // the Host header
 	path   string              // what a person asked for, e.g. /s?wd=hello
 	addr   *unix.SockaddrInet4 // where to connect
@@ -315,12 +341,12 @@ func (rn *run) newRequest(id int, host, path string) *request {
 	}
 	raw := "GET " + path + sep + query + " HTTP/1.0\r\nHost: " + host + "\r\n\r\n"
 	addr := *rn.server // a copy each: unix.Connect writes into the address it is given
-	return &request{rn: rn, id: id, host: host, path: path, addr: &addr, raw: []byte(raw), target: rn.cfg.addr}
+	return &request{rn: rn, id: id, who: "req " + strconv.Itoa(id), host: host, path: path, addr: &addr, raw: []byte(raw), target: rn.cfg.addr}
 }
 
 // record counts a system call made for this request (see run.count).
 func (r *request) record(call string, result int, err error) {
-	r.rn.count("req "+strconv.Itoa(r.id), call, result, err)
+	r.rn.count(r.who, call, result, err)
 }
 
 // begin marks the moment the request starts (just before its socket is made).

@@ -74,7 +74,7 @@ func fetchAll(rn *run) {
 			}
 			return
 		}
-		var unfinished []*conn
+		unfinished := pending[:0] // filtered in place: a new slice every round would be garbage
 		for _, c := range pending {
 			if !readable.IsSet(c.fd) && !writable.IsSet(c.fd) {
 				unfinished = append(unfinished, c) // not ready: nothing to do for it this round

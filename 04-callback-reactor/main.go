@@ -107,7 +107,7 @@ func (l *eventLoop) Run() {
 			l.pending = nil
 			return
 		}
-		var unfinished []*conn
+		unfinished := l.pending[:0] // filtered in place: a new slice every round would be garbage
 		for _, c := range l.pending {
 			if !readable.IsSet(c.fileno()) && !writable.IsSet(c.fileno()) {
 				unfinished = append(unfinished, c) // not ready: nothing to do for it this round

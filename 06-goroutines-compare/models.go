@@ -205,7 +205,7 @@ func childFetch(addr string, stdin io.Reader, stdout io.Writer) error {
 	}
 	// The child's calls are counted in a run of its own, which no one
 	// reports: the parent counts the child as one fork/exec.
-	rn := &run{calls: map[string]int{}}
+	rn := &run{calls: map[string]int{}, keys: map[callResult]string{}}
 	sa := &unix.SockaddrInet4{Port: int(server.Port()), Addr: server.Addr().As4()}
 	r := &request{rn: rn, addr: sa, raw: raw, target: addr}
 	fetchErr := fetchBlocking(r)
