@@ -40,7 +40,7 @@ diff: ## what stage TO changes from stage FROM: make diff FROM=01 TO=02
 	echo "── $${from%/} → $${to%/}, lines added or removed (scaffold.go and scaffold_test.go are identical, left out):"; \
 	for f in $$( (ls $$from; ls $$to) | grep -v -e '^scaffold' -e '^[0-9][0-9]-' | sort -u); do \
 		changed=$$(diff -uN $$from$$f $$to$$f | grep -E '^[-+]' | grep -cvE '^(\+\+\+|---) '); \
-		printf '   %-16s %4d\n' $$f $$changed; \
+		printf "   %-24s %4d\n" $$f $$changed; \
 	done
 
 compare: ## every stage and model side by side, against one test server process (about 40 s)

@@ -556,7 +556,7 @@ func (rn *run) peakText() string {
 
 // callOrder is the order in which the report lists system calls: roughly the
 // order in which a request makes them.
-var callOrder = []string{"epoll_create1", "kqueue", "socket", "fcntl", "connect", "epoll_ctl ADD", "getsockopt", "write", "epoll_ctl MOD", "read", "select", "poll", "epoll_wait", "kevent", "epoll_ctl DEL", "close"}
+var callOrder = []string{"fork/exec", "epoll_create1", "kqueue", "socket", "fcntl", "dial", "connect", "epoll_ctl ADD", "getsockopt", "write", "epoll_ctl MOD", "read", "select", "poll", "epoll_wait", "kevent", "epoll_ctl DEL", "close"}
 
 // callsText lists the system calls in callOrder, each result kind apart.
 func (rn *run) callsText() string {
