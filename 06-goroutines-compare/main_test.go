@@ -181,21 +181,7 @@ func TestNoModelLeavesAnythingOpen(t *testing.T) {
 			rn := newTestRun(t, srv, 5*time.Millisecond, "", "/page?fault=reset", "/page?fault=close", "")
 			withAddr(rn.requests[3], closedPort(t))
 			rn.fetch()
-
-			var fdsAfter []string
-			for try := 0; try < 100; try++ { // the server closes its ends on its own time
-				fdsAfter = openDescriptors(t)
-				if len(fdsAfter) <= len(fdsBefore) && runtime.NumGoroutine() <= goroutinesBefore {
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			if diff := cmp.Diff(fdsBefore, fdsAfter); diff != "" {
-				t.Errorf("descriptors left open (-before +after):\n%s", diff)
-			}
-			if n := runtime.NumGoroutine(); n > goroutinesBefore {
-				t.Errorf("%d goroutines now, %d before the run", n, goroutinesBefore)
-			}
+			nothingLeftOpen(t, fdsBefore, goroutinesBefore) // the server closes its ends on its own time
 		})
 	}
 }
