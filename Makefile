@@ -8,7 +8,7 @@ FROM ?= 01
 TO ?= 02
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run test lint diff compare curve sync-scaffold cross server
+.PHONY: help run test lint diff compare curve docs sync-scaffold cross server
 
 help: ## list the commands (this)
 	@grep -hE '^[a-z0-9%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -46,6 +46,9 @@ compare: ## every stage and model side by side, against one test server process 
 
 curve: ## the cost of one select, poll and epoll_wait as the watched set grows (Linux, about 10 s)
 	go test -run '^$$' -bench WaitCost -benchtime 2000x ./06-goroutines-compare
+
+docs: ## rerun every command whose output the docs show, and put the fresh output in (go test ./docs checks it)
+	go test -count=1 -run TestDocOutputs ./docs -args -update
 
 sync-scaffold: ## copy 01's scaffold.go and scaffold_test.go to every other stage (they must stay identical)
 	@for stage in $(filter-out 01-%,$(STAGES)); do cp 01-blocking/scaffold.go 01-blocking/scaffold_test.go $$stage/; echo "copied to $$stage"; done
