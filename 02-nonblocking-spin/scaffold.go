@@ -405,9 +405,10 @@ func parseResponse(raw []byte) (status int, body []byte, err error) {
 	return status, body, nil
 }
 
-// isStatusLine reports whether raw starts like "HTTP/1.0 200".
+// isStatusLine reports whether raw starts like "HTTP/1.0 200": a status
+// code is three digits, the first from 1 to 9.
 func isStatusLine(raw []byte) bool {
-	if len(raw) < 12 || !strings.HasPrefix(string(raw[:5]), "HTTP/") || raw[8] != ' ' {
+	if len(raw) < 12 || !strings.HasPrefix(string(raw[:5]), "HTTP/") || raw[8] != ' ' || raw[9] == '0' {
 		return false
 	}
 	for _, c := range raw[9:12] {
