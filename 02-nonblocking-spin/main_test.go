@@ -5,9 +5,14 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestAllRequestsInFlightTogether proves the concurrency from the server's
@@ -68,4 +73,132 @@ func TestNothingIsSentBeforeTheConnectFinishes(t *testing.T) {
 	if len(connected) != 4 {
 		t.Errorf("%d requests connected, want 4:\n%s", len(connected), trace.String())
 	}
+}
+
+// TestNotesConnectRace shows the notes' first bug on this machine, without
+// root and without a slow network. A listening socket whose accept queue is
+// full drops new SYNs, so a connect stays in progress until the client sends
+// its SYN again, about a second later: a handshake as slow as a far-away
+// server's. The notes' order (connect, then send at once) fails with EAGAIN,
+// their BlockingIOError; this stage's order (send only once connect says it
+// is done) succeeds once the server makes room.
+func TestNotesConnectRace(t *testing.T) {
+	server := newSlowHandshakeServer(t)
+
+	// The notes' order: a nonblocking connect, then a write right away.
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	unix.SetNonblock(fd, true)
+	if err := unix.Connect(fd, server.addr); err != unix.EINPROGRESS {
+		t.Fatalf("connect: %v, want EINPROGRESS", err)
+	}
+	_, err = unix.Write(fd, []byte("GET / HTTP/1.0\r\n\r\n"))
+	t.Logf("the notes' order: write right after connect returned %s (%v)", errnoName(err), err)
+	if err != unix.EAGAIN {
+		t.Errorf("write before the handshake: %v, want EAGAIN (the notes' BlockingIOError)", err)
+	}
+
+	// This stage's order, on the same kind of slow handshake.
+	rn, err := newRun(config{n: 1, addr: server.hostport}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rn.requests[0]
+	r.begin()
+	c, err := start(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server.makeRoom() // the SYN sent again in about a second will be answered
+	buf := make([]byte, 8192)
+	for {
+		done, err := c.step(buf)
+		if done || err != nil {
+			closeSocket(r, c.fd)
+			r.finish(err)
+			break
+		}
+	}
+	t.Logf("this stage's order: %d connects returned EALREADY before the handshake finished; response %d, error %v", rn.calls["connect EALREADY"], r.status, r.err)
+	if r.err != nil || r.status != 200 || rn.calls["connect EALREADY"] == 0 {
+		t.Errorf("status %d, error %v, %d EALREADY: want 200 after a slow handshake", r.status, r.err, rn.calls["connect EALREADY"])
+	}
+	if got := <-server.received; got != string(r.raw) {
+		t.Errorf("the server received %q, want %q", got, r.raw)
+	}
+}
+
+// slowHandshakeServer listens with an accept queue of one, filled at once by
+// a connection it does not accept yet: the kernel drops every SYN after it.
+type slowHandshakeServer struct {
+	fd       int
+	addr     *unix.SockaddrInet4
+	hostport string
+	filler   net.Conn
+	received chan string // the request of the connection after the filler
+}
+
+func newSlowHandshakeServer(t *testing.T) *slowHandshakeServer {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil { // backlog 0: the queue holds one connection
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := sa.(*unix.SockaddrInet4)
+	s := &slowHandshakeServer{fd: fd, addr: addr, hostport: fmt.Sprintf("127.0.0.1:%d", addr.Port), received: make(chan string, 1)}
+	if s.filler, err = net.Dial("tcp", s.hostport); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.filler.Close() })
+	return s
+}
+
+// makeRoom accepts the filler, so the next SYN gets its handshake, then
+// serves that next connection: read its request, answer, close.
+func (s *slowHandshakeServer) makeRoom() {
+	go func() {
+		filler, _, err := unix.Accept(s.fd)
+		if err != nil {
+			s.received <- err.Error()
+			return
+		}
+		unix.Close(filler)
+		conn, _, err := unix.Accept(s.fd)
+		if err != nil {
+			s.received <- err.Error()
+			return
+		}
+		defer unix.Close(conn)
+		request := readRequest(conn)
+		unix.Write(conn, []byte("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+		s.received <- request
+	}()
+}
+
+// readRequest reads until the blank line that ends a request's header.
+func readRequest(fd int) string {
+	var request []byte
+	buf := make([]byte, 1024)
+	for !strings.HasSuffix(string(request), "\r\n\r\n") {
+		n, err := unix.Read(fd, buf)
+		if err != nil || n == 0 {
+			break
+		}
+		request = append(request, buf[:n]...)
+	}
+	return string(request)
 }
