@@ -90,7 +90,7 @@ func TestPollingTimeoutCostsWakeUps(t *testing.T) {
 
 // TestSelectLimitIsReportedClearly runs more requests than select can watch.
 // The embedded server holds the other end of every connection in this same
-// process, so descriptors reach FD_SETSIZE (1024) after about 550 requests:
+// process, so descriptors reach FD_SETSIZE (1024) after some 500 to 750 requests:
 // those started before complete, the rest fail with a message that names the
 // limit, and nothing panics or leaks.
 func TestSelectLimitIsReportedClearly(t *testing.T) {
