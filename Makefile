@@ -9,7 +9,7 @@ FROM ?= 01
 TO ?= 02
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run test lint diff compare curve fuzz docs sync-scaffold cross server
+.PHONY: help run test lint diff compare curve pictures fuzz docs sync-scaffold cross server
 
 help: ## list the commands (this)
 	@grep -hE '^[a-z0-9%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -47,6 +47,9 @@ compare: ## every stage and model side by side, against one test server process 
 
 curve: ## the cost of one select, poll and epoll_wait as the watched set grows (Linux, about 10 s)
 	go test -run '^$$' -bench WaitCost -benchtime 2000x ./06-goroutines-compare
+
+pictures: ## draw docs/pictures/*.svg from real runs: timelines, comparison, scaling curve (Linux, under a minute)
+	go run ./docs/pictures/gen $(ARGS)
 
 fuzz: ## fuzz every stage's response handling (FUZZTIME=3s each)
 	@for stage in $(STAGES); do go test -run '^$$' -fuzz FuzzResponseHandling -fuzztime $(FUZZTIME) ./$$stage || exit 1; done
