@@ -5,11 +5,12 @@ STAGES := $(sort $(wildcard [0-9][0-9]-*))
 ARGS ?=
 ADDR ?= 127.0.0.1:8000
 FUZZTIME ?= 3s
+EX ?=
 FROM ?= 01
 TO ?= 02
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run test lint diff compare curve pictures fuzz docs sync-scaffold cross server
+.PHONY: help run test lint diff check check-solutions compare curve pictures fuzz docs sync-scaffold cross server
 
 help: ## list the commands (this)
 	@grep -hE '^[a-z0-9%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -30,7 +31,9 @@ test: ## run every test, with the race detector
 lint: ## gofmt, go vet and staticcheck must have nothing to say
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...
+	go vet -tags exercises ./docs/exercises/...
 	go run $(STATICCHECK) ./...
+	go run $(STATICCHECK) -tags exercises ./docs/exercises/...
 
 diff: ## what stage TO changes from stage FROM: make diff FROM=01 TO=02
 	@from=$$(ls -d $(FROM)-*/ 2>/dev/null | head -1); to=$$(ls -d $(TO)-*/ 2>/dev/null | head -1); \
@@ -47,6 +50,14 @@ compare: ## every stage and model side by side, against one test server process 
 
 curve: ## the cost of one select, poll and epoll_wait as the watched set grows (Linux, about 10 s)
 	go test -run '^$$' -bench WaitCost -benchtime 2000x ./06-goroutines-compare
+
+check: ## check your answer to an exercise: make check EX=03.1 (the exercises: docs/exercises/README.md)
+	@if [ -z "$(EX)" ]; then echo "which exercise? make check EX=03.1 (the list: docs/exercises/README.md)"; exit 2; fi
+	@if ! grep -q '^func TestExercise$(subst .,_,$(EX))(' docs/exercises/checks/*_test.go; then echo "no exercise $(EX) (the list: docs/exercises/README.md)"; exit 2; fi
+	go test -tags exercises -count=1 -run '^TestExercise$(subst .,_,$(EX))$$' ./docs/exercises/checks
+
+check-solutions: ## every exercise's check fails on the stages as they are and passes with its solution (about a minute)
+	bash docs/exercises/check-solutions.sh
 
 pictures: ## draw docs/pictures/*.svg from real runs: timelines, comparison, scaling curve (Linux, under a minute)
 	go run ./docs/pictures/gen $(ARGS)

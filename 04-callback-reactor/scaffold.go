@@ -195,6 +195,11 @@ func (rn *run) fetch() {
 	rn.start = time.Now()
 	fetchAll(rn)
 	rn.end = time.Now()
+	for _, r := range rn.requests {
+		if r.end == 0 && r.err == nil { // a bug in the stage: never report it as a success
+			r.err = errors.New("never finished: the stage lost this request")
+		}
+	}
 	cpuAfter, rss := usage()
 	rn.cpu, rn.maxRSSKB = cpuAfter-cpuBefore, rss
 }

@@ -1,0 +1,165 @@
+//go:build exercises
+
+// The checkers of stage 04's exercises (docs/exercises/README.md#stage-04-callback-reactor).
+
+package checks
+
+import (
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// traceLine matches the -trace lines of a request's calls:
+// " 0.000114 req 1   write          = 83".
+var traceLine = regexp.MustCompile(`(?m)^\s*\d+\.\d+ req (\d+)\s+(\S+)`)
+
+// firstCall returns, for each request, the position in the trace of its
+// first call named call (or -1).
+func firstCall(trace string, call string, n int) []int {
+	pos := make([]int, n+1)
+	for i := range pos {
+		pos[i] = -1
+	}
+	for i, m := range traceLine.FindAllStringSubmatch(trace, -1) {
+		id, _ := strconv.Atoi(m[1])
+		if id >= 1 && id <= n && m[2] == call && pos[id] < 0 {
+			pos[id] = i
+		}
+	}
+	return pos
+}
+
+// TestExercise04_1: CallLater, a timer in the event loop, and -stagger D,
+// which starts request k at (k-1) × D without ever blocking the loop.
+func TestExercise04_1(t *testing.T) {
+	c := begin(t, "04.1", "04-callback-reactor")
+	c.requireFlag("stagger", "Add it in addStageFlags (main.go) with fs.DurationVar; give the eventLoop a CallLater(d, fn) and let fetchAll add request k with a timer due (k-1) × stagger from now.")
+
+	const n, stagger = 4, 300 * time.Millisecond
+	s, o := c.runJSON("-n", strconv.Itoa(n), "-delay", "100ms", "-stagger", stagger.String(), "-trace")
+	c.allOK(s, "-stagger 300ms")
+	for i, r := range s.Results {
+		due := float64(i) * float64(stagger.Milliseconds())
+		if r.StartMS < due-0.5 {
+			c.fatalf("-stagger 300ms: request %d started at %.1fms, before its time (%.0fms): a timer must never fire early, and r.begin() belongs in the function the timer calls", r.ID, r.StartMS, due)
+		}
+	}
+	// The loop goes on while requests wait for their turn: each request has
+	// sent its request (write) before the next one is even started (socket),
+	// since 300ms are plenty for a handshake on loopback. A fetchAll that
+	// sleeps between Adds, before Run, starts them all before any is sent.
+	writes, sockets := firstCall(o.stderr, "write", n), firstCall(o.stderr, "socket", n)
+	for k := 1; k < n; k++ {
+		if writes[k] < 0 || sockets[k+1] < 0 {
+			c.fatalf("-stagger -trace: no write for request %d or no socket for request %d in the trace:\n%s", k, k+1, indent(last(o.stderr, 20)))
+		}
+		if writes[k] > sockets[k+1] {
+			c.fatalf("-stagger 300ms: request %d was started (socket) before request %d had sent its request (write): the loop must drive the requests already started while the others wait for their timers. Does fetchAll sleep between Adds? Let the loop's select sleep until the next timer instead", k+1, k)
+		}
+	}
+	// And it sleeps: a select per event and per timer, not a spin.
+	if selects := s.calls("select"); selects > 200 {
+		c.fatalf("-stagger 300ms, 4 requests: %d select calls (%s); select's timeout should be the time until the next timer, so that the loop sleeps, instead of going round with a zero timeout", selects, s.callsText())
+	}
+
+	s, _ = c.runJSON("-n", "3", "-delay", "100ms")
+	c.allOK(s, "without -stagger")
+}
+
+// TestExercise04_2: -chain starts each request from the callback of the one
+// before, which means Add is called while Run goes through its requests.
+func TestExercise04_2(t *testing.T) {
+	c := begin(t, "04.2", "04-callback-reactor")
+	c.requireFlag("chain", "Add it in addStageFlags (main.go) with fs.BoolVar; with it, fetchAll adds only the first request, and each callback adds the next.")
+
+	s, _ := c.runJSON("-n", "4", "-delay", "100ms", "-chain")
+	for _, r := range s.Results {
+		if r.Error == "" && r.Status == 0 {
+			c.fatalf("-chain: request %d never ended: no status, no error, so its callback was never called. It was added by a callback while Run was filtering l.pending, and `l.pending = unfinished` dropped it; let each round work on its own slice and keep what Add appends meanwhile", r.ID)
+		}
+	}
+	c.allOK(s, "-chain")
+	if s.peak() != 1 {
+		c.fatalf("-chain: the server had %d requests in flight at once; want 1: each request must start only when the one before has ended, from its callback", s.peak())
+	}
+	for i := 1; i < len(s.Results); i++ {
+		if prev, r := s.Results[i-1], s.Results[i]; r.StartMS < prev.EndMS {
+			c.fatalf("-chain: request %d started at %.1fms, before request %d ended (%.1fms): call r.begin() and Add for the next request in the callback, after r.finish", r.ID, r.StartMS, prev.ID, prev.EndMS)
+		}
+	}
+	if s.calls("select") == 0 {
+		c.fatalf("-chain made no select call (calls: %s): the requests must still be driven by the event loop", s.callsText())
+	}
+
+	s, _ = c.runJSON("-n", "4", "-delay", "100ms")
+	c.allOK(s, "without -chain")
+}
+
+// TestExercise04_3: -request-timeout D fails a request that has not ended D
+// after it started, with a timer that is cancelled when the request ends.
+func TestExercise04_3(t *testing.T) {
+	c := begin(t, "04.3", "04-callback-reactor")
+	c.requireFlag("request-timeout", "Add it in addStageFlags (main.go) with fs.DurationVar; the loop needs timers (exercise 04.1) that can be cancelled: Add sets one per request, and the end of a request cancels it.")
+
+	// Every request times out: the server answers after 5s.
+	s, _ := c.runJSON("-n", "3", "-delay", "5s", "-request-timeout", "300ms")
+	failed, timedOut := s.failures("timed out")
+	if len(failed) == 0 {
+		c.fatalf("-request-timeout 300ms with a server that answers after 5s: every request waited and succeeded; a timer must end each request 300ms after it started")
+	}
+	if len(failed) != 3 || timedOut != 3 {
+		c.fatalf("-request-timeout 300ms with a server that answers after 5s: %d of 3 requests failed, %d with an error that says \"timed out\"; want all 3. First error: %s", len(failed), timedOut, s.firstError())
+	}
+	for _, r := range s.Results {
+		// Generous: 300ms asked, 5s if nothing stopped it.
+		if took := r.EndMS - r.StartMS; took > 4000 {
+			c.errorf("request %d took %.0fms to time out, with -request-timeout 300ms", r.ID, took)
+		}
+	}
+	c.closedOnce(s, 3)
+
+	// Only the slow ones time out: request 1 is answered at once, 2 and 3
+	// never (a server of this test that holds them open).
+	addr := startRawServer(t, func(conn net.Conn, line string) {
+		if id := requestID(line); id >= 2 {
+			holdOpen(conn)
+			return
+		}
+		answer(conn, 100)
+	})
+	s, _ = c.runJSON("-addr", addr, "-n", "3", "-request-timeout", "500ms")
+	if r := s.Results[0]; r.Error != "" {
+		if strings.Contains(r.Error, "timed out") {
+			c.fatalf("request 1 got its whole answer at once, yet failed with %q: its timer fired after it had ended (and ended it a second time). Cancel a request's timer when it ends", r.Error)
+		}
+		c.fatalf("request 1 was answered at once but failed: %s", r.Error)
+	}
+	for _, r := range s.Results[1:] {
+		if !strings.Contains(r.Error, "timed out") {
+			c.fatalf("request %d never got an answer, so -request-timeout 500ms should fail it with \"timed out\"; it ended with status %d, error %q", r.ID, r.Status, r.Error)
+		}
+	}
+	c.closedOnce(s, 3)
+
+	// Requests that end in time: their timers are cancelled, so the loop
+	// does not wait for them.
+	s, _ = c.runJSON("-n", "3", "-delay", "50ms", "-request-timeout", "5s")
+	c.allOK(s, "-request-timeout 5s with a server that answers after 50ms")
+	c.closedOnce(s, 3)
+	if s.WallMS > 4000 { // generous: the run takes about 50ms
+		c.fatalf("-request-timeout 5s, requests answered after 50ms: the run took %.1fs; the loop waited for the timers of requests that had already ended. Cancel a request's timer when it ends", s.WallMS/1000)
+	}
+}
+
+// closedOnce fails the check unless each of n sockets was closed exactly
+// once: a timer that ends a request a second time closes its socket again.
+func (c *check) closedOnce(s summary, n int) {
+	c.t.Helper()
+	if s.Syscalls["close"] != n || s.calls("close") != n {
+		c.fatalf("%d requests, but the calls say %s: every socket must be closed exactly once, by whatever ends its request first", n, s.callsText())
+	}
+}
