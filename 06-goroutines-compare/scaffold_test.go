@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -123,6 +124,20 @@ func TestDrippedAndLargeResponsesArriveWhole(t *testing.T) {
 	if got := len(rn.requests[1].body); got != 3000000 {
 		t.Errorf("large body: %d bytes, want 3000000", got)
 	}
+	for i, fault := range []string{"a response dripped in 300-byte pieces", "a 3,000,000-byte body", "slow headers"} {
+		logOutcome(t, fault, rn.requests[i])
+	}
+}
+
+// logOutcome records what a fault did to its request, in a line that
+// docs/reliability.md collects from every stage (make docs).
+func logOutcome(t *testing.T, fault string, r *request) {
+	t.Helper()
+	outcome := fmt.Sprintf("whole: status %d, %d body bytes, as sent", r.status, len(r.body))
+	if r.err != nil {
+		outcome = "fails alone: " + r.err.Error()
+	}
+	t.Logf("outcome | %s | %s", fault, outcome)
 }
 
 // closedPort returns a loopback address where nothing listens.
@@ -151,6 +166,7 @@ func TestRefusedConnectionFailsOnlyThatRequest(t *testing.T) {
 			t.Errorf("request %d: status %d, error %v; want 200 and no error", r.id, r.status, r.err)
 		}
 	}
+	logOutcome(t, "a closed port (connection refused)", rn.requests[1])
 	err := rn.requests[1].err
 	if err == nil {
 		t.Fatal("request to a closed port succeeded")
@@ -173,18 +189,20 @@ func withAddr(r *request, addr *net.TCPAddr) {
 func TestBrokenServersGiveClearErrors(t *testing.T) {
 	cases := []struct {
 		fault string
+		what  string
 		want  string
 	}{
-		{"reset", "reset"},
-		{"close", "closed the connection without sending anything"},
-		{"garbage", "not HTTP"},
-		{"truncate", "cut short"},
+		{"reset", "a reset (RST) instead of an answer", "reset"},
+		{"close", "a close without an answer", "closed the connection without sending anything"},
+		{"garbage", "garbage instead of HTTP", "not HTTP"},
+		{"truncate", "a body cut short of its Content-Length", "cut short"},
 	}
 	for _, c := range cases {
 		t.Run(c.fault, func(t *testing.T) {
 			srv := startServer(t)
 			rn := newTestRun(t, srv, 10*time.Millisecond, "", "/page?fault="+c.fault, "")
 			rn.fetch()
+			logOutcome(t, c.what, rn.requests[1])
 			if err := rn.requests[1].err; err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("fault %s: error %v, want one that says %q", c.fault, err, c.want)
 			}
@@ -227,6 +245,7 @@ func TestLargeRequestIsSentWhole(t *testing.T) {
 	rn.requests[0].raw = []byte(raw)
 	rn.fetch()
 	r := rn.requests[0]
+	logOutcome(t, "an 8 MB request to a server that reads late", r)
 	if r.err != nil || string(r.body) != strconv.Itoa(len(raw)) {
 		t.Errorf("server received %q bytes (error %v); want all %d", r.body, r.err, len(raw))
 	}
@@ -255,11 +274,14 @@ func TestSignalsCostNoRequest(t *testing.T) {
 	close(stop)
 	<-done
 	sameResponses(t, srv, rn)
+	interrupted := 0
 	for key, count := range rn.calls {
 		if strings.HasSuffix(key, " EINTR") {
 			t.Logf("%s: %d (interrupted, retried)", key, count)
+			interrupted += count
 		}
 	}
+	t.Logf("outcome | signals every millisecond | %d ok of %d, %d interrupted calls retried", len(rn.requests)-rn.failed(), len(rn.requests), interrupted)
 }
 
 // openDescriptors lists this process's open file descriptors (Linux only).
@@ -383,6 +405,25 @@ func TestTraceShowsEachSystemCall(t *testing.T) {
 		if !strings.Contains(trace.String(), want) {
 			t.Errorf("trace has no %q:\n%s", want, trace.String())
 		}
+	}
+}
+
+// TestHostNamesAreResolvedOnce: -addr takes a name as well as an address. The
+// name is looked up once, before the first request (never inside the loop:
+// the notes' bug 8), and a name that does not resolve stops the run with a
+// message that says so, before any socket is made.
+func TestHostNamesAreResolvedOnce(t *testing.T) {
+	srv := startServer(t)
+	_, port, _ := net.SplitHostPort(srv.Addr())
+	var out, errOut bytes.Buffer
+	if code := runStage([]string{"-n", "2", "-delay", "0", "-addr", "localhost:" + port, "-json"}, &out, &errOut); code != 0 {
+		t.Fatalf("-addr localhost:%s: exit code %d, stderr: %s", port, code, errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	code := runStage([]string{"-n", "2", "-addr", "no-such-host.invalid:80"}, &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), `cannot resolve "no-such-host.invalid"`) {
+		t.Errorf("unresolvable name: exit code %d, stderr %q; want 2 and a message naming the host", code, errOut.String())
 	}
 }
 
