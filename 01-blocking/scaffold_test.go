@@ -113,6 +113,17 @@ func TestEveryResponseArrivesWhole(t *testing.T) {
 }
 
 func TestDrippedAndLargeResponsesArriveWhole(t *testing.T) {
+	rn := fetchHardResponses(t)
+	for i, fault := range []string{"a response dripped in 300-byte pieces", "a 3,000,000-byte body", "slow headers"} {
+		logOutcome(t, fault, rn.requests[i])
+	}
+}
+
+// fetchHardResponses fetches the responses that test the reading (dripped in
+// pieces, 3 MB, slow headers) beside a plain one, and fails the test unless
+// every byte is what the server sent.
+func fetchHardResponses(t *testing.T) *run {
+	t.Helper()
 	srv := startServer(t)
 	rn := newTestRun(t, srv, 0,
 		"/page?fault=drip&size=6000&chunk=300&pause=5ms",
@@ -124,9 +135,7 @@ func TestDrippedAndLargeResponsesArriveWhole(t *testing.T) {
 	if got := len(rn.requests[1].body); got != 3000000 {
 		t.Errorf("large body: %d bytes, want 3000000", got)
 	}
-	for i, fault := range []string{"a response dripped in 300-byte pieces", "a 3,000,000-byte body", "slow headers"} {
-		logOutcome(t, fault, rn.requests[i])
-	}
+	return rn
 }
 
 // logOutcome records what a fault did to its request, in a line that

@@ -115,17 +115,7 @@ func TestEachModelMakesItsOwnCalls(t *testing.T) {
 // process, and must match what the server sent.
 func TestChildProcessesFetchWhole(t *testing.T) {
 	useModel(t, "processes")
-	srv := startServer(t)
-	rn := newTestRun(t, srv, 0,
-		"/page?fault=drip&size=6000&chunk=300&pause=5ms",
-		"/page?fault=large&size=3000000",
-		"/page?fault=slowheader&pause=5ms",
-		"")
-	rn.fetch()
-	sameResponses(t, srv, rn)
-	if got := len(rn.requests[1].body); got != 3000000 {
-		t.Errorf("large body: %d bytes, want 3000000", got)
-	}
+	fetchHardResponses(t)
 }
 
 // TestFailuresAreClearInEveryModel gives the threads and processes models a
