@@ -174,6 +174,9 @@ func (c *conn) receiveResponse(buf []byte) (done bool, err error) {
 		case n == 0:
 			return true, nil // end of file: the server closed, the response is complete
 		}
+		if err := c.r.checkSize(len(c.r.response) + n); err != nil {
+			return false, err // a huge or endless response: stop here (-max-bytes)
+		}
 		c.r.received(buf[:n])
 	}
 }

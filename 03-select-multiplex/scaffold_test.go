@@ -224,6 +224,36 @@ func TestBrokenServersGiveClearErrors(t *testing.T) {
 	}
 }
 
+// TestHugeResponsesAreCapped: a server that sends far more than -max-bytes,
+// or never stops sending, fails that request with a clear message once the
+// cap is reached, and the requests beside it complete.
+func TestHugeResponsesAreCapped(t *testing.T) {
+	checkResponsesAreCapped(t)
+}
+
+// checkResponsesAreCapped runs a 5,000,000-byte body and an endless one with
+// -max-bytes 1 MiB beside a good request.
+func checkResponsesAreCapped(t *testing.T) {
+	t.Helper()
+	srv := startServer(t)
+	rn := newTestRun(t, srv, 0, "/page?fault=large&size=5000000", "", "/page?fault=endless")
+	rn.cfg.maxBytes = 1 << 20
+	rn.fetch()
+	logOutcome(t, "a 5,000,000-byte body, with -max-bytes 1048576", rn.requests[0])
+	logOutcome(t, "a body that never ends, with -max-bytes 1048576", rn.requests[2])
+	for _, r := range []*request{rn.requests[0], rn.requests[2]} {
+		if r.err == nil || !strings.Contains(r.err.Error(), "larger than -max-bytes (1048576 bytes)") {
+			t.Errorf("request %d: error %v, want the -max-bytes message", r.id, r.err)
+		}
+		if len(r.response) > 1<<20 {
+			t.Errorf("request %d kept %d bytes, more than -max-bytes", r.id, len(r.response))
+		}
+	}
+	if r := rn.requests[1]; r.err != nil || r.status != 200 {
+		t.Errorf("the good request beside them: status %d, error %v", r.status, r.err)
+	}
+}
+
 // TestLargeRequestIsSentWhole sends a request far larger than the socket's
 // send buffer to a server that waits before it reads: write(2) cannot take it
 // in one go, and every byte must still arrive (the notes' sendall on a
@@ -437,7 +467,7 @@ func TestHostNamesAreResolvedOnce(t *testing.T) {
 }
 
 func TestBadFlagsAreRefusedClearly(t *testing.T) {
-	for _, args := range [][]string{{"-n", "0"}, {"-delay", "-1s"}, {"-addr", "nonsense"}, {"-addr", "127.0.0.1:99999"}, {"extra"}} {
+	for _, args := range [][]string{{"-n", "0"}, {"-delay", "-1s"}, {"-max-bytes", "-1"}, {"-addr", "nonsense"}, {"-addr", "127.0.0.1:99999"}, {"extra"}} {
 		var out, errOut bytes.Buffer
 		if code := runStage(args, &out, &errOut); code != 2 || errOut.Len() == 0 {
 			t.Errorf("%v: exit code %d, stderr %q; want 2 and a message", args, code, errOut.String())

@@ -154,6 +154,9 @@ func receiveResponse(r *request, conn net.Conn) error {
 		case n == 0:
 			return nil // end of file: the server closed, the response is complete
 		}
+		if err := r.checkSize(len(r.response) + n); err != nil {
+			return err // a huge or endless response: stop here (-max-bytes)
+		}
 		r.received(buf[:n])
 	}
 }

@@ -202,3 +202,14 @@ func TestUnknownModelIsRefused(t *testing.T) {
 		t.Errorf("exit code %d, stderr %q; want 2 and the list of models", code, errOut.String())
 	}
 }
+
+// TestEveryModelCapsHugeResponses: the threads stop reading at -max-bytes as
+// the goroutines do, and so does each child process, which is told the cap.
+func TestEveryModelCapsHugeResponses(t *testing.T) {
+	for _, name := range []string{"threads", "processes"} {
+		t.Run(name, func(t *testing.T) {
+			useModel(t, name)
+			checkResponsesAreCapped(t)
+		})
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,6 +112,9 @@ func receiveBlocking(r *request, fd int) error {
 		case n == 0:
 			return nil // end of file: the server closed, the response is complete
 		}
+		if err := r.checkSize(len(r.response) + n); err != nil {
+			return err // a huge or endless response: stop here (-max-bytes)
+		}
 		r.received(buf[:n])
 	}
 }
@@ -127,6 +131,9 @@ func closeSocket(r *request, fd int) {
 // childEnv marks a child process of -model processes and tells it where to
 // connect: main looks for it before anything else.
 const childEnv = "STAGE06_CHILD_CONNECT_TO"
+
+// childMaxBytesEnv passes -max-bytes on to a child, which stops reading there.
+const childMaxBytesEnv = "STAGE06_CHILD_MAX_BYTES"
 
 // executable is the path of this program, looked up once: each child process
 // runs this same program again.
@@ -146,7 +153,7 @@ func fetchInProcess(r *request) error {
 	}
 	server := netip.AddrPortFrom(netip.AddrFrom4(r.addr.Addr), uint16(r.addr.Port))
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), childEnv+"="+server.String())
+	cmd.Env = append(os.Environ(), childEnv+"="+server.String(), childMaxBytesEnv+"="+strconv.Itoa(r.rn.cfg.maxBytes))
 	cmd.Stdin = bytes.NewReader(r.raw)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -206,6 +213,7 @@ func childFetch(addr string, stdin io.Reader, stdout io.Writer) error {
 	// The child's calls are counted in a run of its own, which no one
 	// reports: the parent counts the child as one fork/exec.
 	rn := &run{calls: map[string]int{}, keys: map[callResult]string{}}
+	rn.cfg.maxBytes, _ = strconv.Atoi(os.Getenv(childMaxBytesEnv)) // absent or bad: 0, no limit
 	sa := &unix.SockaddrInet4{Port: int(server.Port()), Addr: server.Addr().As4()}
 	r := &request{rn: rn, addr: sa, raw: raw, target: addr}
 	fetchErr := fetchBlocking(r)

@@ -33,11 +33,12 @@ import (
 // The command line (the same flags in every stage, so runs compare).
 
 type config struct {
-	n     int           // -n: how many requests
-	delay time.Duration // -delay: how long the test server waits before answering each
-	addr  string        // -addr: an already running server; "" starts the embedded one
-	trace bool          // -trace: print each system call as it happens
-	json  bool          // -json: print one JSON object instead of the text report
+	n        int           // -n: how many requests
+	delay    time.Duration // -delay: how long the test server waits before answering each
+	addr     string        // -addr: an already running server; "" starts the embedded one
+	trace    bool          // -trace: print each system call as it happens
+	maxBytes int           // -max-bytes: the largest response to keep; 0 for no limit
+	json     bool          // -json: print one JSON object instead of the text report
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -49,6 +50,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.addr, "addr", "", "host:port of a running HTTP server (default: start the embedded test server)")
 	fs.BoolVar(&cfg.trace, "trace", false, "print each system call and its result as it happens (to stderr)")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object summarising the run instead of the text report")
+	fs.IntVar(&cfg.maxBytes, "max-bytes", 16<<20, "the largest response to accept, header included; a longer one fails (0: no limit)")
 	addStageFlags(fs) // a stage's own flags, if it has any (see main.go)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -61,6 +63,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.delay < 0 {
 		return cfg, fmt.Errorf("-delay must not be negative, not %v", cfg.delay)
+	}
+	if cfg.maxBytes < 0 {
+		return cfg, fmt.Errorf("-max-bytes must not be negative, not %d", cfg.maxBytes)
 	}
 	return cfg, nil
 }
@@ -359,6 +364,16 @@ func (r *request) begin() { r.start = time.Since(r.rn.start) }
 
 // received keeps bytes that a read returned.
 func (r *request) received(data []byte) { r.response = append(r.response, data...) }
+
+// checkSize fails once a response would grow past -max-bytes. The stage then
+// stops reading and closes, so a server that sends a huge body, or streams
+// forever, fails that request instead of making the process grow without end.
+func (r *request) checkSize(total int) error {
+	if limit := r.rn.cfg.maxBytes; limit > 0 && total > limit {
+		return fmt.Errorf("the response is larger than -max-bytes (%d bytes): stopped reading it", limit)
+	}
+	return nil
+}
 
 // finish marks the request done: err says why it failed, or nil once the
 // server closed the connection after its response. The response is checked

@@ -45,6 +45,7 @@
 //	reset       close with SO_LINGER 0, so the client's read fails with ECONNRESET
 //	garbage     a few hundred bytes that are not HTTP, then close
 //	slowheader  a valid HTTP/1.0 response whose status and header lines arrive pause apart
+//	endless     a body that never ends (no Content-Length), until the client hangs up
 //
 // # The record
 //

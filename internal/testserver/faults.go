@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -25,6 +26,7 @@ var faults = map[string]fault{
 	"reset":      reset,
 	"garbage":    garbage,
 	"slowheader": slowHeader,
+	"endless":    endless,
 }
 
 // bodyPiece is how much of a large body is made and written at a time.
@@ -50,6 +52,14 @@ func large(_ *Server, x *exchange, r *http.Request, o options) error {
 	x.Header().Set("Content-Length", strconv.FormatInt(o.size, 10))
 	x.WriteHeader(http.StatusOK)
 	return writeBody(r.Context(), x, o.size, bodyPiece, 0, nil)
+}
+
+// endless streams a body that never ends, with no Content-Length, until the
+// client goes away or the server closes: a client must cap what it keeps.
+func endless(_ *Server, x *exchange, r *http.Request, _ options) error {
+	x.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	x.WriteHeader(http.StatusOK)
+	return writeBody(r.Context(), x, math.MaxInt64, bodyPiece, 0, nil)
 }
 
 // truncate promises size bytes in Content-Length but sends only half of them before
