@@ -509,7 +509,7 @@ func TestParseResponse(t *testing.T) {
 // sends: no panic, every byte kept exactly once, and a response accepted only
 // if it is whole. Run it longer with
 //
-//	go test -run '^$' -fuzz FuzzResponseHandling -fuzztime 30s ./01-blocking
+//	go test -run '^$' -fuzz FuzzResponseHandling -fuzztime 1000000x ./01-blocking
 func FuzzResponseHandling(f *testing.F) {
 	seeds := []string{
 		"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello",
