@@ -85,9 +85,15 @@ func start(r *request) (*conn, error) {
 	}
 
 	// fcntl(2) sets O_NONBLOCK on the descriptor (Python: setblocking(False)):
-	// from now on, a call that would sleep fails with EAGAIN instead.
-	err = unix.SetNonblock(fd, true)
-	r.record("fcntl", 0, err)
+	// from now on, a call that would sleep fails with EAGAIN instead. It takes
+	// two calls, as in Python: read the file status flags (F_GETFL), then
+	// write them back with O_NONBLOCK added (F_SETFL).
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	r.record("fcntl", flags, err)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_NONBLOCK)
+		r.record("fcntl", 0, err)
+	}
 	if err != nil {
 		closeSocket(r, fd)
 		return nil, fmt.Errorf("fcntl O_NONBLOCK: %w", err)
