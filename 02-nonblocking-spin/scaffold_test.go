@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -259,9 +260,23 @@ func checkResponsesAreCapped(t *testing.T) {
 // in one go, and every byte must still arrive (the notes' sendall on a
 // nonblocking socket would fail half-way).
 func TestLargeRequestIsSentWhole(t *testing.T) {
+	sendLargeRequest(t)
+}
+
+// sendLargeRequest sends an 8 MB request to a server whose receive buffer is
+// small (64 KB) and which waits 100 ms before it reads: far more than the
+// kernel can hold for it, so writes come back short, or with EAGAIN on a
+// nonblocking socket. The server answers with the number of bytes it got.
+func sendLargeRequest(t *testing.T) *run {
+	t.Helper()
 	padding := strings.Repeat("x", 8<<20)
 	raw := "GET /page HTTP/1.0\r\nHost: slow-reader\r\nX-Padding: " + padding + "\r\n\r\n"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	small := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10) })
+		return err
+	}}
+	ln, err := small.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,6 +303,7 @@ func TestLargeRequestIsSentWhole(t *testing.T) {
 	if r.err != nil || string(r.body) != strconv.Itoa(len(raw)) {
 		t.Errorf("server received %q bytes (error %v); want all %d", r.body, r.err, len(raw))
 	}
+	return rn
 }
 
 func TestSignalsCostNoRequest(t *testing.T) {

@@ -160,3 +160,15 @@ func TestEachCallbackIsCalledExactlyOnce(t *testing.T) {
 		t.Errorf("what each callback got (-want +got):\n%s", diff)
 	}
 }
+
+// TestShortWritesContinueWhenWritable: an 8 MB request to a server that
+// reads late fills the send buffer, write returns EAGAIN, and the rest goes
+// out once the socket can take more (the notes' bug 7). The request arrives
+// whole (checked inside sendLargeRequest).
+func TestShortWritesContinueWhenWritable(t *testing.T) {
+	rn := sendLargeRequest(t)
+	t.Logf("write: %d calls, %d of them EAGAIN", rn.calls["write"], rn.calls["write EAGAIN"])
+	if rn.calls["write EAGAIN"] == 0 || rn.calls["write"] < 2 {
+		t.Errorf("write %d, write EAGAIN %d: the request should not fit in one write", rn.calls["write"], rn.calls["write EAGAIN"])
+	}
+}
