@@ -91,7 +91,9 @@ func TestNotesConnectRace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unix.SetNonblock(fd, true)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
 	if err := unix.Connect(fd, server.addr); err != unix.EINPROGRESS {
 		t.Fatalf("connect: %v, want EINPROGRESS", err)
 	}
