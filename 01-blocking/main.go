@@ -10,7 +10,9 @@
 // What to look for when you run it (go run ./01-blocking): the timeline is a
 // staircase, the wall time is the sum of the waits, the test server never has
 // more than one request in flight, and the CPU time is almost nothing, because
-// a blocked process sleeps.
+// a blocked process sleeps. A blocking call has no timeout of its own: to
+// keep the run's -deadline, the stage sets one on the socket before each call
+// (the setsockopt calls in the report).
 //
 // Everything around the lesson (flags, request bytes, the report) is in
 // scaffold.go, the same file in every stage. Next: make diff FROM=01 TO=02.
@@ -20,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,9 +39,14 @@ func addStageFlags(fs *flag.FlagSet) {}
 
 // fetchAll is the part every stage rewrites: how the requests are driven.
 // Here, one after another: the next request starts when the previous is done.
+// Once -deadline has passed, the requests not started yet fail at once.
 func fetchAll(rn *run) {
 	for _, r := range rn.requests {
 		r.begin()
+		if rn.timeLeft() == 0 {
+			r.finish(r.timedOut("before it started"))
+			continue
+		}
 		r.finish(fetch(r))
 	}
 }
@@ -54,14 +62,8 @@ func fetch(r *request) error {
 	}
 	defer closeSocket(r, fd)
 
-	// connect(2) sends the SYN and sleeps until the handshake is done, or
-	// fails (ECONNREFUSED when nothing listens there). Go installs its signal
-	// handlers with SA_RESTART, so the kernel restarts this call by itself
-	// when a signal arrives; the nonblocking stages must retry by hand.
-	err = unix.Connect(fd, r.addr)
-	r.record("connect", 0, err)
-	if err != nil {
-		return fmt.Errorf("connect to %s: %w", r.target, err)
+	if err := connect(r, fd); err != nil {
+		return err
 	}
 	if err := sendRequest(r, fd); err != nil {
 		return err
@@ -69,17 +71,69 @@ func fetch(r *request) error {
 	return receiveResponse(r, fd)
 }
 
+// connect calls connect(2), which sends the SYN and sleeps until the
+// handshake is done, or fails (ECONNREFUSED when nothing listens there). With
+// a timeout set (SO_SNDTIMEO), a signal interrupts it (EINTR): calling it
+// again waits for the same handshake. When the time runs out, it gives up
+// with EINPROGRESS (EALREADY if it was called again): the handshake is still
+// going on, and it is too late to wait for it.
+func connect(r *request, fd int) error {
+	for {
+		if err := sleepAtMost(r, fd, unix.SO_SNDTIMEO, "connecting"); err != nil {
+			return err
+		}
+		err := unix.Connect(fd, r.addr)
+		r.record("connect", 0, err)
+		switch err {
+		case nil:
+			return nil
+		case unix.EINTR:
+			continue // a signal arrived during the handshake: wait for it again
+		case unix.EINPROGRESS, unix.EALREADY:
+			return r.timedOut("connecting")
+		}
+		return fmt.Errorf("connect to %s: %w", r.target, err)
+	}
+}
+
+// sleepAtMost sets how long the next blocking call on fd may sleep: the time
+// left before -deadline. The option SO_SNDTIMEO bounds connect(2) and
+// write(2), SO_RCVTIMEO bounds read(2). A blocking call has no timeout
+// argument, so the stage sets this socket option again before every call,
+// each time with less time left; stages 03-05 hand the time left to their one
+// wait call (select, epoll_wait) instead. Once no time is left, the request
+// has timed out: doing says what it was doing.
+func sleepAtMost(r *request, fd int, option int, doing string) error {
+	left := r.rn.timeLeft()
+	if left == 0 {
+		return r.timedOut(doing)
+	}
+	// setsockopt(2). A timeout of 0 would mean "no limit": keep at least 1µs.
+	tv := unix.NsecToTimeval(max(left, time.Microsecond).Nanoseconds())
+	err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, option, &tv)
+	r.record("setsockopt", 0, err)
+	if err != nil {
+		return fmt.Errorf("setsockopt: %w", err)
+	}
+	return nil
+}
+
 // sendRequest writes the request. write(2) may take fewer bytes than it was
 // given (a "short write"), so it loops until every byte is sent, as Python's
 // sendall does.
 func sendRequest(r *request, fd int) error {
 	for sent := 0; sent < len(r.raw); {
+		if err := sleepAtMost(r, fd, unix.SO_SNDTIMEO, "sending the request"); err != nil {
+			return err
+		}
 		n, err := unix.Write(fd, r.raw[sent:])
 		r.record("write", n, err)
-		if err == unix.EINTR {
+		switch {
+		case err == unix.EINTR:
 			continue // a signal arrived before anything was written: try again
-		}
-		if err != nil {
+		case err == unix.EAGAIN:
+			return r.timedOut("sending the request") // SO_SNDTIMEO ran out
+		case err != nil:
 			return fmt.Errorf("write: %w", err)
 		}
 		sent += n
@@ -93,11 +147,17 @@ func sendRequest(r *request, fd int) error {
 func receiveResponse(r *request, fd int) error {
 	buf := make([]byte, 8192)
 	for {
+		doing := fmt.Sprintf("reading the response (%d bytes so far)", len(r.response))
+		if err := sleepAtMost(r, fd, unix.SO_RCVTIMEO, doing); err != nil {
+			return err
+		}
 		n, err := unix.Read(fd, buf)
 		r.record("read", n, err)
 		switch {
 		case err == unix.EINTR:
 			continue // a signal arrived before any byte did: read again
+		case err == unix.EAGAIN:
+			return r.timedOut(doing) // SO_RCVTIMEO ran out: nothing arrived in time
 		case err != nil:
 			return fmt.Errorf("read: %w", err)
 		case n == 0:

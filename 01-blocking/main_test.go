@@ -25,7 +25,9 @@ func TestOneRequestInFlightAtATime(t *testing.T) {
 
 // TestEachRequestMakesTheBlockingCalls checks the system calls a blocking
 // client makes: one socket, connect, close per request, at least one write,
-// a final read that returns 0, and never an EAGAIN or EINPROGRESS.
+// a final read that returns 0, never an EAGAIN or EINPROGRESS, and one
+// setsockopt before each connect, write and read (the time left before
+// -deadline).
 func TestEachRequestMakesTheBlockingCalls(t *testing.T) {
 	srv := startServer(t)
 	rn := newTestRun(t, srv, 0, "", "", "")
@@ -33,7 +35,7 @@ func TestEachRequestMakesTheBlockingCalls(t *testing.T) {
 	sameResponses(t, srv, rn)
 	got := map[string]int{}
 	for key, count := range rn.calls {
-		if key != "write" && key != "read" {
+		if key != "write" && key != "read" && key != "setsockopt" {
 			got[key] = count
 		}
 	}
@@ -43,5 +45,8 @@ func TestEachRequestMakesTheBlockingCalls(t *testing.T) {
 	}
 	if rn.calls["write"] < 3 || rn.calls["read"] < 6 {
 		t.Errorf("write %d, read %d: want at least one write and two reads (data, then end of file) per request", rn.calls["write"], rn.calls["read"])
+	}
+	if blocking := rn.calls["connect"] + rn.calls["write"] + rn.calls["read"]; rn.calls["setsockopt"] != blocking {
+		t.Errorf("setsockopt %d, want one before each of the %d blocking calls", rn.calls["setsockopt"], blocking)
 	}
 }

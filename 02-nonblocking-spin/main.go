@@ -38,7 +38,8 @@ func addStageFlags(fs *flag.FlagSet) {}
 
 // fetchAll is the part every stage rewrites: how the requests are driven.
 // Here, all at once: start every request, then go round the unfinished ones,
-// giving each one nonblocking try per round, until every one is done.
+// giving each one nonblocking try per round, until every one is done or
+// -deadline has passed.
 func fetchAll(rn *run) {
 	var pending []*conn
 	for _, r := range rn.requests {
@@ -52,6 +53,13 @@ func fetchAll(rn *run) {
 	}
 	buf := make([]byte, 8192) // one buffer serves every socket: the loop reads one at a time
 	for len(pending) > 0 {
+		if rn.timeLeft() == 0 { // -deadline has passed: end every request still going
+			for _, c := range pending {
+				closeSocket(c.r, c.fd)
+				c.r.finish(c.timedOut())
+			}
+			return
+		}
 		unfinished := pending[:0] // filtered in place: a new slice every round would be garbage
 		for _, c := range pending {
 			done, err := c.step(buf)
@@ -72,6 +80,18 @@ type conn struct {
 	fd        int
 	connected bool // the TCP handshake has finished
 	sent      int  // how many bytes of the request have been written
+}
+
+// timedOut is the error of a request still going when -deadline passes:
+// it says how far the request had got.
+func (c *conn) timedOut() error {
+	switch {
+	case !c.connected:
+		return c.r.timedOut("connecting")
+	case c.sent < len(c.r.raw):
+		return c.r.timedOut("sending the request")
+	}
+	return c.r.timedOut(fmt.Sprintf("reading the response (%d bytes so far)", len(c.r.response)))
 }
 
 // start makes a nonblocking socket and starts connecting it.

@@ -6,9 +6,7 @@ package main
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -94,7 +92,7 @@ func TestNotesConnectRace(t *testing.T) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Connect(fd, server.addr); err != unix.EINPROGRESS {
+	if err := unix.Connect(fd, server.sockaddr); err != unix.EINPROGRESS {
 		t.Fatalf("connect: %v, want EINPROGRESS", err)
 	}
 	_, err = unix.Write(fd, []byte("GET / HTTP/1.0\r\n\r\n"))
@@ -105,7 +103,7 @@ func TestNotesConnectRace(t *testing.T) {
 	unix.Close(fd) // done with it: its next SYN must not take the place meant for the stage's
 
 	// This stage's order, on the same kind of slow handshake.
-	rn, err := newRun(config{n: 1, addr: server.hostport}, io.Discard)
+	rn, err := newRun(config{n: 1, addr: server.addr.String()}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,40 +139,19 @@ func TestNotesConnectRace(t *testing.T) {
 	}
 }
 
-// slowHandshakeServer listens with an accept queue of one, filled at once by
-// a connection it does not accept yet: the kernel drops every SYN after it.
+// slowHandshakeServer is a black hole (scaffold_test.go) that can make room:
+// until then the kernel drops every SYN to it.
 type slowHandshakeServer struct {
-	fd       int
-	addr     *unix.SockaddrInet4
-	hostport string
-	filler   net.Conn
-	received chan string // the request of the connection after the filler
+	*blackHole
+	sockaddr *unix.SockaddrInet4 // its address, as unix.Connect takes it
+	received chan string         // the request of the connection after the filler
 }
 
 func newSlowHandshakeServer(t *testing.T) *slowHandshakeServer {
 	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil { // backlog 0: the queue holds one connection
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := sa.(*unix.SockaddrInet4)
-	s := &slowHandshakeServer{fd: fd, addr: addr, hostport: fmt.Sprintf("127.0.0.1:%d", addr.Port), received: make(chan string, 1)}
-	if s.filler, err = net.Dial("tcp", s.hostport); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.filler.Close() })
-	return s
+	hole := newBlackHole(t)
+	sa := &unix.SockaddrInet4{Port: hole.addr.Port, Addr: [4]byte{127, 0, 0, 1}}
+	return &slowHandshakeServer{blackHole: hole, sockaddr: sa, received: make(chan string, 1)}
 }
 
 // makeRoom accepts the filler, so the next SYN gets its handshake, then

@@ -38,6 +38,7 @@ type config struct {
 	addr     string        // -addr: an already running server; "" starts the embedded one
 	trace    bool          // -trace: print each system call as it happens
 	maxBytes int           // -max-bytes: the largest response to keep; 0 for no limit
+	deadline time.Duration // -deadline: how long the whole run may take
 	json     bool          // -json: print one JSON object instead of the text report
 }
 
@@ -51,6 +52,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.trace, "trace", false, "print each system call and its result as it happens (to stderr)")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object summarising the run instead of the text report")
 	fs.IntVar(&cfg.maxBytes, "max-bytes", 16<<20, "the largest response to accept, header included; a longer one fails (0: no limit)")
+	fs.DurationVar(&cfg.deadline, "deadline", 30*time.Second, "how long the whole run may take; a request unfinished by then fails as timed out")
 	addStageFlags(fs) // a stage's own flags, if it has any (see main.go)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -66,6 +68,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.maxBytes < 0 {
 		return cfg, fmt.Errorf("-max-bytes must not be negative, not %d", cfg.maxBytes)
+	}
+	if cfg.deadline <= 0 {
+		return cfg, fmt.Errorf("-deadline must be more than 0, not %v", cfg.deadline)
 	}
 	return cfg, nil
 }
@@ -126,6 +131,7 @@ type run struct {
 	embedded bool      // the server is the test server inside this process
 
 	start, end time.Time
+	deadline   time.Time     // start + -deadline: a request still going then fails as timed out
 	cpu        time.Duration // user+system CPU of this process during the fetch
 	maxRSSKB   int64
 	peak       int    // the most requests the server had in flight at once
@@ -198,6 +204,7 @@ func newTag() string {
 func (rn *run) fetch() {
 	cpuBefore, _ := usage()
 	rn.start = time.Now()
+	rn.deadline = rn.start.Add(rn.cfg.deadline)
 	fetchAll(rn)
 	rn.end = time.Now()
 	for _, r := range rn.requests {
@@ -207,6 +214,13 @@ func (rn *run) fetch() {
 	}
 	cpuAfter, rss := usage()
 	rn.cpu, rn.maxRSSKB = cpuAfter-cpuBefore, rss
+}
+
+// timeLeft is how long the run has until -deadline: 0 once it has passed.
+// Every stage stops waiting then, so that a server that never answers, or
+// stops half-way, cannot keep the run going for ever.
+func (rn *run) timeLeft() time.Duration {
+	return max(time.Until(rn.deadline), 0)
 }
 
 // usage reads getrusage(2): the CPU time this process and its waited-for
@@ -373,6 +387,16 @@ func (r *request) checkSize(total int) error {
 		return fmt.Errorf("the response is larger than -max-bytes (%d bytes): stopped reading it", limit)
 	}
 	return nil
+}
+
+// errTimedOut is in the error of every request that -deadline ended.
+var errTimedOut = errors.New("timed out")
+
+// timedOut is the error of a request still going when -deadline passes.
+// doing says what it was waiting for: "connecting", "sending the request",
+// "reading the response (120 bytes so far)", "before it started".
+func (r *request) timedOut(doing string) error {
+	return fmt.Errorf("%w %s: the run's -deadline of %v passed", errTimedOut, doing, r.rn.cfg.deadline)
 }
 
 // finish marks the request done: err says why it failed, or nil once the
@@ -577,7 +601,7 @@ func (rn *run) peakText() string {
 
 // callOrder is the order in which the report lists system calls: roughly the
 // order in which a request makes them.
-var callOrder = []string{"fork/exec", "epoll_create1", "kqueue", "socket", "fcntl", "dial", "connect", "epoll_ctl ADD", "getsockopt", "write", "epoll_ctl MOD", "read", "select", "poll", "epoll_wait", "kevent", "epoll_ctl DEL", "close"}
+var callOrder = []string{"fork/exec", "epoll_create1", "kqueue", "socket", "fcntl", "setsockopt", "dial", "connect", "epoll_ctl ADD", "getsockopt", "write", "epoll_ctl MOD", "read", "select", "poll", "epoll_wait", "kevent", "epoll_ctl DEL", "close"}
 
 // callsText lists the system calls in callOrder, each result kind apart.
 func (rn *run) callsText() string {
@@ -616,6 +640,7 @@ type summary struct {
 	Server              string         `json:"server"`
 	Requests            int            `json:"requests"`
 	DelayMS             float64        `json:"delay_ms"`
+	DeadlineMS          float64        `json:"deadline_ms"`
 	OK                  int            `json:"ok"`
 	Failed              int            `json:"failed"`
 	Bytes               int            `json:"bytes"`
@@ -642,7 +667,7 @@ type result struct {
 
 func (rn *run) writeJSON(w io.Writer) error {
 	s := summary{
-		Stage: stage, Server: rn.cfg.addr, Requests: rn.cfg.n, DelayMS: ms(rn.cfg.delay),
+		Stage: stage, Server: rn.cfg.addr, Requests: rn.cfg.n, DelayMS: ms(rn.cfg.delay), DeadlineMS: ms(rn.cfg.deadline),
 		OK: rn.cfg.n - rn.failed(), Failed: rn.failed(), Bytes: rn.bodyBytes(),
 		WallMS: ms(rn.wall()), CPUMS: ms(rn.cpu), MaxRSSKB: rn.maxRSSKB,
 		Syscalls: rn.calls, Wasted: rn.wasted(), AchievedConcurrency: rn.achievedConcurrency(),

@@ -37,18 +37,20 @@ func main() {
 }
 
 // selectTimeout is how long one select call may sleep when nothing is ready.
-// 0 (the default) means no limit: sleep until a socket is ready. The notes
+// 0 (the default) means no limit but -deadline: sleep until a socket is
+// ready, or until the run's time is up. The notes
 // use 5ms, which wakes the process 200 times a second for nothing.
 var selectTimeout time.Duration
 
 // addStageFlags adds the flags only this stage has: -timeout.
 func addStageFlags(fs *flag.FlagSet) {
-	fs.DurationVar(&selectTimeout, "timeout", 0, "longest sleep of one select call; 0 sleeps until a socket is ready (the notes use 5ms)")
+	fs.DurationVar(&selectTimeout, "timeout", 0, "longest sleep of one select call; 0 sleeps until a socket is ready or -deadline (the notes use 5ms)")
 }
 
 // fetchAll is the part every stage rewrites: how the requests are driven.
 // Here, all at once: start every request, then sleep in select until some
-// sockets are ready, give each ready one a try, and sleep again.
+// sockets are ready, give each ready one a try, and sleep again, until every
+// request is done or -deadline has passed.
 func fetchAll(rn *run) {
 	var pending []*conn
 	for i, r := range rn.requests {
@@ -66,6 +68,13 @@ func fetchAll(rn *run) {
 	}
 	buf := make([]byte, 8192) // one buffer serves every socket: the loop reads one at a time
 	for len(pending) > 0 {
+		if rn.timeLeft() == 0 { // -deadline has passed: end every request still going
+			for _, c := range pending {
+				closeSocket(c.r, c.fd)
+				c.r.finish(c.timedOut())
+			}
+			return
+		}
 		readable, writable, err := waitUntilReady(rn, pending)
 		if err != nil { // select itself failed: no request can go on
 			for _, c := range pending {
@@ -96,7 +105,8 @@ func fetchAll(rn *run) {
 // and sleeps in select until some of them are ready. A socket waits in the
 // write set until it has connected and sent its request, then in the read
 // set. select overwrites the sets with the ready ones, so they are built anew
-// before every call.
+// before every call. It sleeps until -deadline at most, and no longer than
+// -timeout: select's last argument is how long it may sleep.
 func waitUntilReady(rn *run, pending []*conn) (readable, writable *unix.FdSet, err error) {
 	readable, writable = &unix.FdSet{}, &unix.FdSet{}
 	highest := 0
@@ -108,14 +118,14 @@ func waitUntilReady(rn *run, pending []*conn) (readable, writable *unix.FdSet, e
 		}
 		highest = max(highest, c.fd)
 	}
-	var timeout *unix.Timeval // nil: sleep as long as it takes
+	sleep := rn.timeLeft()
 	if selectTimeout > 0 {
-		tv := unix.NsecToTimeval(selectTimeout.Nanoseconds())
-		timeout = &tv
+		sleep = min(sleep, selectTimeout)
 	}
+	timeout := unix.NsecToTimeval(sleep.Nanoseconds())
 	// The first argument is one more than the highest descriptor: the kernel
 	// looks at every bit below it, watched or not.
-	n, err := unix.Select(highest+1, readable, writable, nil, timeout)
+	n, err := unix.Select(highest+1, readable, writable, nil, &timeout)
 	rn.record("select", n, err)
 	if err == unix.EINTR {
 		// A signal woke select before anything was ready. Report nothing
@@ -147,6 +157,18 @@ type conn struct {
 	fd        int
 	connected bool // the TCP handshake has finished
 	sent      int  // how many bytes of the request have been written
+}
+
+// timedOut is the error of a request still going when -deadline passes:
+// it says how far the request had got.
+func (c *conn) timedOut() error {
+	switch {
+	case !c.connected:
+		return c.r.timedOut("connecting")
+	case c.sent < len(c.r.raw):
+		return c.r.timedOut("sending the request")
+	}
+	return c.r.timedOut(fmt.Sprintf("reading the response (%d bytes so far)", len(c.r.response)))
 }
 
 // start makes a nonblocking socket and starts connecting it.

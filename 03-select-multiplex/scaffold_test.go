@@ -28,6 +28,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"golang.org/x/sys/unix"
 )
 
 // startServer starts the test server for one test.
@@ -45,10 +46,11 @@ func startServer(t *testing.T) *testserver.Server {
 // server to wait delay. An empty path keeps the usual request for that id.
 func newTestRun(t *testing.T, srv *testserver.Server, delay time.Duration, paths ...string) *run {
 	t.Helper()
-	rn, err := newRun(config{n: len(paths), delay: delay, addr: srv.Addr()}, io.Discard)
+	rn, err := newRun(config{n: len(paths), delay: delay, addr: srv.Addr(), deadline: time.Minute}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
+	rn.deadline = time.Now().Add(rn.cfg.deadline) // for tests that drive a stage's loop themselves; fetch sets it again
 	for i, path := range paths {
 		if path != "" {
 			rn.requests[i] = rn.newRequest(i+1, srv.Addr(), path)
@@ -269,17 +271,8 @@ func TestLargeRequestIsSentWhole(t *testing.T) {
 // nonblocking socket. The server answers with the number of bytes it got.
 func sendLargeRequest(t *testing.T) *run {
 	t.Helper()
-	padding := strings.Repeat("x", 8<<20)
-	raw := "GET /page HTTP/1.0\r\nHost: slow-reader\r\nX-Padding: " + padding + "\r\n\r\n"
-	small := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10) })
-		return err
-	}}
-	ln, err := small.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := largeRequest()
+	ln := smallBufferListener(t)
 	defer ln.Close()
 	go func() { // a server that lets the client's send buffer fill up, then reads it all
 		conn, err := ln.Accept()
@@ -304,6 +297,160 @@ func sendLargeRequest(t *testing.T) *run {
 		t.Errorf("server received %q bytes (error %v); want all %d", r.body, r.err, len(raw))
 	}
 	return rn
+}
+
+// largeRequest is an 8 MB request: far more than a socket's buffers hold.
+func largeRequest() string {
+	padding := strings.Repeat("x", 8<<20)
+	return "GET /page HTTP/1.0\r\nHost: slow-reader\r\nX-Padding: " + padding + "\r\n\r\n"
+}
+
+// smallBufferListener listens with a receive buffer of 64 KB, so that a
+// client's large request fills it and the client's send buffer behind it.
+func smallBufferListener(t *testing.T) net.Listener {
+	t.Helper()
+	small := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10) })
+		return err
+	}}
+	ln, err := small.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// TestDeadlineEndsTheRun: when -deadline passes, every request still going
+// fails as timed out, with a message that says what it was waiting for,
+// whichever step its server stopped at; the request beside it completes, the
+// run ends, and nothing is left open.
+func TestDeadlineEndsTheRun(t *testing.T) {
+	checkDeadlineEndsTheRun(t)
+}
+
+// checkDeadlineEndsTheRun runs a good request beside one whose server stops
+// at the handshake, at reading the request, before answering, or half-way
+// through its answer, with -deadline 300ms.
+func checkDeadlineEndsTheRun(t *testing.T) {
+	t.Helper()
+	cases := []struct {
+		name string
+		what string // the row of docs/reliability.md
+		path string // request 2's path on the test server
+		want string
+	}{
+		{"handshake", "a server that never answers the TCP handshake", "", "timed out connecting"},
+		{"request", "a server that never reads the (8 MB) request", "", "timed out sending the request"},
+		{"silent", "a server that never answers (fault=silent)", "/page?fault=silent", "timed out reading the response (0 bytes so far)"},
+		{"stall", "a server that stops half-way (fault=stall)", "/page?fault=stall&size=100000", "timed out reading the response ("},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fdsBefore, goroutinesBefore := openDescriptors(t), runtime.NumGoroutine()
+			srv, err := testserver.Start("127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rn := newTestRun(t, srv, 0, "", c.path)
+			rn.cfg.deadline = 300 * time.Millisecond
+			stop := stopsAt(t, c.name, rn.requests[1])
+			rn.fetch()
+			stop()
+			srv.Close()
+
+			r := rn.requests[1]
+			logOutcome(t, c.what+", with -deadline 300ms", r)
+			if r.err == nil || !strings.Contains(r.err.Error(), c.want) || !strings.Contains(r.err.Error(), "-deadline of 300ms passed") {
+				t.Errorf("error %v, want one that says %q and names -deadline", r.err, c.want)
+			}
+			if c.name == "stall" && strings.Contains(r.err.Error(), "(0 bytes so far)") {
+				t.Errorf("error %v: the server sent half of its response first", r.err)
+			}
+			if r := rn.requests[0]; r.err != nil || r.status != 200 {
+				t.Errorf("the request beside it: status %d, error %v", r.status, r.err)
+			}
+			nothingLeftOpen(t, fdsBefore, goroutinesBefore)
+		})
+	}
+}
+
+// stopsAt points r at a server of its own that stops at the handshake or
+// at reading the request, and returns the function that closes that server.
+// The other cases use the test server's faults.
+func stopsAt(t *testing.T, step string, r *request) (stop func()) {
+	t.Helper()
+	switch step {
+	case "handshake":
+		hole := newBlackHole(t)
+		withAddr(r, hole.addr)
+		return hole.close
+	case "request":
+		ln := smallBufferListener(t)
+		accepted := make(chan net.Conn, 1)
+		go func() { // accept, and never read
+			conn, err := ln.Accept()
+			if err == nil {
+				accepted <- conn
+			}
+			close(accepted)
+		}()
+		withAddr(r, ln.Addr().(*net.TCPAddr))
+		r.raw = []byte(largeRequest())
+		return func() {
+			ln.Close()
+			for conn := range accepted {
+				conn.Close()
+			}
+		}
+	}
+	return func() {}
+}
+
+// blackHole is a listening socket whose accept queue (backlog 0: room for
+// one) is filled at once by a connection it does not accept. The kernel then
+// drops every SYN that comes after, as a firewall would: a connect to it
+// waits, sending its SYN again and again, as long as it is let.
+type blackHole struct {
+	fd     int // the listening socket; -1 once closed
+	addr   *net.TCPAddr
+	filler net.Conn // the connection that fills the queue
+}
+
+func newBlackHole(t *testing.T) *blackHole {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &blackHole{fd: fd}
+	t.Cleanup(h.close)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.addr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*unix.SockaddrInet4).Port}
+	if h.filler, err = net.Dial("tcp", h.addr.String()); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// close closes the filler and the listening socket, once.
+func (h *blackHole) close() {
+	if h.filler != nil {
+		h.filler.Close()
+	}
+	if h.fd >= 0 {
+		unix.Close(h.fd)
+		h.fd = -1
+	}
 }
 
 func TestSignalsCostNoRequest(t *testing.T) {
@@ -403,7 +550,7 @@ func TestJSONSummaryHasEveryField(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &fields); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
 	}
-	for _, key := range []string{"stage", "requests", "ok", "failed", "bytes", "wall_ms", "cpu_ms", "max_rss_kb", "syscalls", "peak_in_flight", "achieved_concurrency", "results"} {
+	for _, key := range []string{"stage", "requests", "ok", "failed", "bytes", "wall_ms", "cpu_ms", "max_rss_kb", "deadline_ms", "syscalls", "peak_in_flight", "achieved_concurrency", "results"} {
 		if _, ok := fields[key]; !ok {
 			t.Errorf("JSON has no %q", key)
 		}
@@ -483,7 +630,7 @@ func TestHostNamesAreResolvedOnce(t *testing.T) {
 }
 
 func TestBadFlagsAreRefusedClearly(t *testing.T) {
-	for _, args := range [][]string{{"-n", "0"}, {"-delay", "-1s"}, {"-max-bytes", "-1"}, {"-addr", "nonsense"}, {"-addr", "127.0.0.1:99999"}, {"extra"}} {
+	for _, args := range [][]string{{"-n", "0"}, {"-delay", "-1s"}, {"-max-bytes", "-1"}, {"-deadline", "0"}, {"-addr", "nonsense"}, {"-addr", "127.0.0.1:99999"}, {"extra"}} {
 		var out, errOut bytes.Buffer
 		if code := runStage(args, &out, &errOut); code != 2 || errOut.Len() == 0 {
 			t.Errorf("%v: exit code %d, stderr %q; want 2 and a message", args, code, errOut.String())

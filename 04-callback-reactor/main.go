@@ -38,13 +38,14 @@ func main() {
 }
 
 // selectTimeout is how long one select call may sleep when nothing is ready.
-// 0 (the default) means no limit: sleep until a socket is ready. The notes
+// 0 (the default) means no limit but -deadline: sleep until a socket is
+// ready, or until the run's time is up. The notes
 // use 5ms, which wakes the process 200 times a second for nothing.
 var selectTimeout time.Duration
 
 // addStageFlags adds the flags only this stage has: -timeout.
 func addStageFlags(fs *flag.FlagSet) {
-	fs.DurationVar(&selectTimeout, "timeout", 0, "longest sleep of one select call; 0 sleeps until a socket is ready (the notes use 5ms)")
+	fs.DurationVar(&selectTimeout, "timeout", 0, "longest sleep of one select call; 0 sleeps until a socket is ready or -deadline (the notes use 5ms)")
 }
 
 // fetchAll is the part every stage rewrites: how the requests are driven.
@@ -95,10 +96,18 @@ func (l *eventLoop) Add(r *request, callback func(response []byte, err error)) {
 }
 
 // Run sleeps in select until some sockets are ready, gives each ready request
-// a try, and sleeps again, until every request has completed or failed. A
-// failure ends its own request (and calls its callback), never the loop.
+// a try, and sleeps again, until every request has completed or failed, or
+// -deadline has passed. A failure ends its own request (and calls its
+// callback), never the loop.
 func (l *eventLoop) Run() {
 	for len(l.pending) > 0 {
+		if l.rn.timeLeft() == 0 { // -deadline has passed: end every request still going
+			for _, c := range l.pending {
+				c.end(c.timedOut())
+			}
+			l.pending = nil
+			return
+		}
 		readable, writable, err := l.waitUntilReady()
 		if err != nil { // select itself failed: no request can go on
 			for _, c := range l.pending {
@@ -128,7 +137,8 @@ func (l *eventLoop) Run() {
 // and sleeps in select until some of them are ready. A socket waits in the
 // write set until it has connected and sent its request, then in the read
 // set. select overwrites the sets with the ready ones, so they are built anew
-// before every call.
+// before every call. It sleeps until -deadline at most, and no longer than
+// -timeout: select's last argument is how long it may sleep.
 func (l *eventLoop) waitUntilReady() (readable, writable *unix.FdSet, err error) {
 	readable, writable = &unix.FdSet{}, &unix.FdSet{}
 	highest := 0
@@ -140,14 +150,14 @@ func (l *eventLoop) waitUntilReady() (readable, writable *unix.FdSet, err error)
 		}
 		highest = max(highest, c.fileno())
 	}
-	var timeout *unix.Timeval // nil: sleep as long as it takes
+	sleep := l.rn.timeLeft()
 	if selectTimeout > 0 {
-		tv := unix.NsecToTimeval(selectTimeout.Nanoseconds())
-		timeout = &tv
+		sleep = min(sleep, selectTimeout)
 	}
+	timeout := unix.NsecToTimeval(sleep.Nanoseconds())
 	// The first argument is one more than the highest descriptor: the kernel
 	// looks at every bit below it, watched or not.
-	n, err := unix.Select(highest+1, readable, writable, nil, timeout)
+	n, err := unix.Select(highest+1, readable, writable, nil, &timeout)
 	l.rn.record("select", n, err)
 	if err == unix.EINTR {
 		// A signal woke select before anything was ready. Report nothing
@@ -189,6 +199,18 @@ func (c *conn) fileno() int {
 func (c *conn) end(err error) {
 	closeSocket(c.r, c.fd)
 	c.callback(c.response, err)
+}
+
+// timedOut is the error of a request still going when -deadline passes:
+// it says how far the request had got.
+func (c *conn) timedOut() error {
+	switch {
+	case !c.connected:
+		return c.r.timedOut("connecting")
+	case c.sent < len(c.r.raw):
+		return c.r.timedOut("sending the request")
+	}
+	return c.r.timedOut(fmt.Sprintf("reading the response (%d bytes so far)", len(c.response)))
 }
 
 // start makes a nonblocking socket and starts connecting it.

@@ -45,7 +45,8 @@ func main() {
 }
 
 // waitTimeout is how long one epoll_wait may sleep when nothing is ready.
-// 0 (the default) means no limit: sleep until a socket is ready.
+// 0 (the default) means no limit but -deadline: sleep until a socket is
+// ready, or until the run's time is up.
 var waitTimeout time.Duration
 
 // edgeTriggered asks epoll to report a socket once per change (EPOLLET)
@@ -54,7 +55,7 @@ var edgeTriggered bool
 
 // addStageFlags adds the flags only this stage has: -timeout and -edge.
 func addStageFlags(fs *flag.FlagSet) {
-	fs.DurationVar(&waitTimeout, "timeout", 0, "longest sleep of one epoll_wait; 0 sleeps until a socket is ready")
+	fs.DurationVar(&waitTimeout, "timeout", 0, "longest sleep of one epoll_wait; 0 sleeps until a socket is ready or -deadline")
 	fs.BoolVar(&edgeTriggered, "edge", false, "edge-triggered epoll (EPOLLET): each ready socket is drained until EAGAIN")
 }
 
@@ -139,16 +140,31 @@ func (l *eventLoop) Add(r *request, callback func(response []byte, err error)) {
 
 // Run sleeps in epoll_wait until some sockets are ready, gives each ready
 // request a try, and sleeps again, until every request has completed or
-// failed. A failure ends its own request (and calls its callback), never the
-// loop.
+// failed, or -deadline has passed. A failure ends its own request (and calls
+// its callback), never the loop.
 func (l *eventLoop) Run() {
-	timeout := -1 // milliseconds; -1: sleep as long as it takes
-	if waitTimeout > 0 {
-		timeout = int(waitTimeout.Milliseconds())
-	}
 	for len(l.pending) > 0 {
-		l.turn(timeout)
+		if l.rn.timeLeft() == 0 { // -deadline has passed: end every request still going
+			for _, c := range l.pending {
+				l.forget(c)
+				c.end(c.timedOut())
+			}
+			return
+		}
+		l.turn(l.sleepLimit())
 	}
+}
+
+// sleepLimit is how long the next epoll_wait may sleep, in milliseconds:
+// until -deadline at most, and no longer than -timeout. It is rounded up, so
+// that the wait does not end a fraction of a millisecond early and go round
+// once more for nothing.
+func (l *eventLoop) sleepLimit() int {
+	sleep := l.rn.timeLeft()
+	if waitTimeout > 0 {
+		sleep = min(sleep, waitTimeout)
+	}
+	return int((sleep + time.Millisecond - 1) / time.Millisecond)
 }
 
 // Poll gives every request that is ready right now a try, without sleeping.
@@ -265,6 +281,18 @@ func (c *conn) fileno() int {
 func (c *conn) end(err error) {
 	closeSocket(c.r, c.fd)
 	c.callback(c.response, err)
+}
+
+// timedOut is the error of a request still going when -deadline passes:
+// it says how far the request had got.
+func (c *conn) timedOut() error {
+	switch {
+	case !c.connected:
+		return c.r.timedOut("connecting")
+	case c.sent < len(c.r.raw):
+		return c.r.timedOut("sending the request")
+	}
+	return c.r.timedOut(fmt.Sprintf("reading the response (%d bytes so far)", len(c.response)))
 }
 
 // start makes a nonblocking socket and starts connecting it.

@@ -288,9 +288,11 @@ func runWorkload(binDir, addr string, w workload, maxFDs int) []row {
 // that exits with 1 (some requests failed) still has a summary: the table
 // shows the failures. Anything else is an error the table shows instead.
 func runModel(program, addr string, w workload, extra []string) (*summary, string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(w.N)*w.Delay+time.Minute)
+	// Long enough for one request after another (stage 01), and a minute more.
+	budget := time.Duration(w.N)*w.Delay + time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), budget+10*time.Second)
 	defer cancel()
-	args := append([]string{"-addr", addr, "-n", strconv.Itoa(w.N), "-delay", w.Delay.String(), "-json"}, extra...)
+	args := append([]string{"-addr", addr, "-n", strconv.Itoa(w.N), "-delay", w.Delay.String(), "-deadline", budget.String(), "-json"}, extra...)
 	cmd := exec.CommandContext(ctx, program, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -33,6 +33,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -107,21 +108,43 @@ func fetchAll(rn *run) {
 // connect worked, and setsockopt(2) for TCP_NODELAY and keep-alive. The
 // errors net returns already say which call failed and where ("dial tcp
 // 127.0.0.1:1: connect: connection refused"), so they are returned as they
-// are.
+// are, except a timeout, which says which step -deadline ended.
 func fetch(r *request) error {
 	// The server's address is already resolved (r.addr): dialing the IP
-	// address itself means no name lookup per request.
+	// address itself means no name lookup per request. The dialer gives up
+	// at -deadline.
 	server := &net.TCPAddr{IP: r.addr.Addr[:], Port: r.addr.Port}
-	conn, err := net.Dial("tcp", server.String())
+	dialer := net.Dialer{Deadline: r.rn.deadline}
+	conn, err := dialer.Dial("tcp", server.String())
 	r.record("dial", 0, err)
 	if err != nil {
-		return err // net has closed the socket already: there is nothing to close
+		return timedOutOr(r, err, "connecting") // net has closed the socket already
 	}
 	defer closeConn(r, conn)
-	if err := sendRequest(r, conn); err != nil {
+
+	// SetDeadline makes every Read and Write on conn from now on fail once
+	// -deadline has passed. It makes no system call: the runtime keeps a
+	// timer, and when it fires, wakes the goroutine parked in the netpoller.
+	if err := conn.SetDeadline(r.rn.deadline); err != nil {
 		return err
 	}
-	return receiveResponse(r, conn)
+	if err := sendRequest(r, conn); err != nil {
+		return timedOutOr(r, err, "sending the request")
+	}
+	if err := receiveResponse(r, conn); err != nil {
+		return timedOutOr(r, err, fmt.Sprintf("reading the response (%d bytes so far)", len(r.response)))
+	}
+	return nil
+}
+
+// timedOutOr turns net's "i/o timeout" (the deadline passed) into the error
+// every stage gives then; any other error is returned as it is.
+func timedOutOr(r *request, err error, doing string) error {
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return r.timedOut(doing)
+	}
+	return err
 }
 
 // sendRequest writes the request. One Write is enough: it returns only once

@@ -95,12 +95,15 @@ func TestEachModelMakesItsOwnCalls(t *testing.T) {
 			sameResponses(t, srv, rn)
 			got := map[string]int{}
 			for key, count := range rn.calls {
-				if key != "write" && key != "read" {
+				if key != "write" && key != "read" && key != "setsockopt" {
 					got[key] = count
 				}
 			}
 			if diff := cmp.Diff(want[name], got); diff != "" {
-				t.Errorf("calls other than read and write (-want +got):\n%s", diff)
+				t.Errorf("calls other than read, write and setsockopt (-want +got):\n%s", diff)
+			}
+			if blocking := rn.calls["connect"] + rn.calls["write"] + rn.calls["read"]; name == "threads" && rn.calls["setsockopt"] != blocking {
+				t.Errorf("setsockopt %d, want one before each of the %d blocking calls (stage 01's timeouts)", rn.calls["setsockopt"], blocking)
 			}
 			if name != "processes" && (rn.calls["write"] != 3 || rn.calls["read"] < 6) {
 				t.Errorf("write %d, read %d: want one write and at least two reads (data, then end of file) per request", rn.calls["write"], rn.calls["read"])
@@ -210,6 +213,18 @@ func TestEveryModelCapsHugeResponses(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			useModel(t, name)
 			checkResponsesAreCapped(t)
+		})
+	}
+}
+
+// TestEveryModelKeepsTheDeadline: the threads keep -deadline with stage 01's
+// socket timeouts, and so does each child process, which is told the time
+// the run has left.
+func TestEveryModelKeepsTheDeadline(t *testing.T) {
+	for _, name := range []string{"threads", "processes"} {
+		t.Run(name, func(t *testing.T) {
+			useModel(t, name)
+			checkDeadlineEndsTheRun(t)
 		})
 	}
 }

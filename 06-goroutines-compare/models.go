@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -67,12 +68,8 @@ func fetchBlocking(r *request) error {
 	}
 	defer closeSocket(r, fd)
 
-	// connect(2) sleeps until the handshake is done or has failed; the kernel
-	// restarts it by itself after a signal (Go's handlers use SA_RESTART).
-	err = unix.Connect(fd, r.addr)
-	r.record("connect", 0, err)
-	if err != nil {
-		return fmt.Errorf("connect to %s: %w", r.target, err)
+	if err := connectBlocking(r, fd); err != nil {
+		return err
 	}
 	if err := sendBlocking(r, fd); err != nil {
 		return err
@@ -80,16 +77,61 @@ func fetchBlocking(r *request) error {
 	return receiveBlocking(r, fd)
 }
 
+// connectBlocking is stage 01's connect: connect(2) sleeps until the
+// handshake is done or has failed, or until its timeout (SO_SNDTIMEO) says
+// EINPROGRESS (EALREADY when called again after a signal's EINTR).
+func connectBlocking(r *request, fd int) error {
+	for {
+		if err := sleepAtMost(r, fd, unix.SO_SNDTIMEO, "connecting"); err != nil {
+			return err
+		}
+		err := unix.Connect(fd, r.addr)
+		r.record("connect", 0, err)
+		switch err {
+		case nil:
+			return nil
+		case unix.EINTR:
+			continue // a signal arrived during the handshake: wait for it again
+		case unix.EINPROGRESS, unix.EALREADY:
+			return r.timedOut("connecting")
+		}
+		return fmt.Errorf("connect to %s: %w", r.target, err)
+	}
+}
+
+// sleepAtMost is stage 01's: before each blocking call, the socket option
+// SO_SNDTIMEO (connect, write) or SO_RCVTIMEO (read) is set to the time left
+// before -deadline; with no time left, the request has timed out.
+func sleepAtMost(r *request, fd int, option int, doing string) error {
+	left := r.rn.timeLeft()
+	if left == 0 {
+		return r.timedOut(doing)
+	}
+	// setsockopt(2). A timeout of 0 would mean "no limit": keep at least 1µs.
+	tv := unix.NsecToTimeval(max(left, time.Microsecond).Nanoseconds())
+	err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, option, &tv)
+	r.record("setsockopt", 0, err)
+	if err != nil {
+		return fmt.Errorf("setsockopt: %w", err)
+	}
+	return nil
+}
+
 // sendBlocking is stage 01's sendRequest: write(2) until every byte is sent,
 // since one call may take fewer bytes than it was given.
 func sendBlocking(r *request, fd int) error {
 	for sent := 0; sent < len(r.raw); {
+		if err := sleepAtMost(r, fd, unix.SO_SNDTIMEO, "sending the request"); err != nil {
+			return err
+		}
 		n, err := unix.Write(fd, r.raw[sent:])
 		r.record("write", n, err)
-		if err == unix.EINTR {
+		switch {
+		case err == unix.EINTR:
 			continue // a signal arrived before anything was written: try again
-		}
-		if err != nil {
+		case err == unix.EAGAIN:
+			return r.timedOut("sending the request") // SO_SNDTIMEO ran out
+		case err != nil:
 			return fmt.Errorf("write: %w", err)
 		}
 		sent += n
@@ -98,15 +140,21 @@ func sendBlocking(r *request, fd int) error {
 }
 
 // receiveBlocking is stage 01's receiveResponse: read(2) until end of file,
-// each call sleeping until some bytes are there.
+// each call sleeping until some bytes are there, or until SO_RCVTIMEO.
 func receiveBlocking(r *request, fd int) error {
 	buf := make([]byte, 8192)
 	for {
+		doing := fmt.Sprintf("reading the response (%d bytes so far)", len(r.response))
+		if err := sleepAtMost(r, fd, unix.SO_RCVTIMEO, doing); err != nil {
+			return err
+		}
 		n, err := unix.Read(fd, buf)
 		r.record("read", n, err)
 		switch {
 		case err == unix.EINTR:
 			continue // a signal arrived before any byte did: read again
+		case err == unix.EAGAIN:
+			return r.timedOut(doing) // SO_RCVTIMEO ran out: nothing arrived in time
 		case err != nil:
 			return fmt.Errorf("read: %w", err)
 		case n == 0:
@@ -135,6 +183,13 @@ const childEnv = "STAGE06_CHILD_CONNECT_TO"
 // childMaxBytesEnv passes -max-bytes on to a child, which stops reading there.
 const childMaxBytesEnv = "STAGE06_CHILD_MAX_BYTES"
 
+// childDeadlineEnv and childTimeLeftEnv pass -deadline on to a child: the
+// flag's value (for its messages) and the time the run has left.
+const (
+	childDeadlineEnv = "STAGE06_CHILD_DEADLINE"
+	childTimeLeftEnv = "STAGE06_CHILD_TIME_LEFT"
+)
+
 // executable is the path of this program, looked up once: each child process
 // runs this same program again.
 var executable = sync.OnceValues(os.Executable)
@@ -153,7 +208,8 @@ func fetchInProcess(r *request) error {
 	}
 	server := netip.AddrPortFrom(netip.AddrFrom4(r.addr.Addr), uint16(r.addr.Port))
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), childEnv+"="+server.String(), childMaxBytesEnv+"="+strconv.Itoa(r.rn.cfg.maxBytes))
+	cmd.Env = append(os.Environ(), childEnv+"="+server.String(), childMaxBytesEnv+"="+strconv.Itoa(r.rn.cfg.maxBytes),
+		childDeadlineEnv+"="+r.rn.cfg.deadline.String(), childTimeLeftEnv+"="+r.rn.timeLeft().String())
 	cmd.Stdin = bytes.NewReader(r.raw)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -214,6 +270,12 @@ func childFetch(addr string, stdin io.Reader, stdout io.Writer) error {
 	// reports: the parent counts the child as one fork/exec.
 	rn := &run{calls: map[string]int{}, keys: map[callResult]string{}}
 	rn.cfg.maxBytes, _ = strconv.Atoi(os.Getenv(childMaxBytesEnv)) // absent or bad: 0, no limit
+	rn.cfg.deadline, _ = time.ParseDuration(os.Getenv(childDeadlineEnv))
+	timeLeft, err := time.ParseDuration(os.Getenv(childTimeLeftEnv))
+	if err != nil {
+		return fmt.Errorf("%s=%q: want the time the run has left, such as 2.5s", childTimeLeftEnv, os.Getenv(childTimeLeftEnv))
+	}
+	rn.deadline = time.Now().Add(timeLeft)
 	sa := &unix.SockaddrInet4{Port: int(server.Port()), Addr: server.Addr().As4()}
 	r := &request{rn: rn, addr: sa, raw: raw, target: addr}
 	fetchErr := fetchBlocking(r)

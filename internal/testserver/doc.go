@@ -29,7 +29,7 @@
 //	            a client with N requests open at once then shows a peak of exactly N
 //	delay=D     wait D (a Go duration such as 200ms, at most 60s) before answering
 //	fault=NAME  misbehave on purpose instead of answering normally (see below)
-//	size=N      body size in bytes for drip, large and truncate (at most 64 MiB)
+//	size=N      body size in bytes for drip, large, truncate and stall (at most 64 MiB)
 //	chunk=N     bytes per drip piece, 1 to 1 MiB (default 256)
 //	pause=D     drip: pause between pieces (default 20ms);
 //	            slowheader: pause before each header line (default 50ms); at most 1s
@@ -46,6 +46,8 @@
 //	garbage     a few hundred bytes that are not HTTP, then close
 //	slowheader  a valid HTTP/1.0 response whose status and header lines arrive pause apart
 //	endless     a body that never ends (no Content-Length), until the client hangs up
+//	silent      read the request, never answer, keep the connection open until the client hangs up
+//	stall       as truncate, but then keep the connection open, silent, until the client hangs up
 //
 // # The record
 //

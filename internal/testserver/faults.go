@@ -27,6 +27,8 @@ var faults = map[string]fault{
 	"garbage":    garbage,
 	"slowheader": slowHeader,
 	"endless":    endless,
+	"silent":     silent,
+	"stall":      stall,
 }
 
 // bodyPiece is how much of a large body is made and written at a time.
@@ -63,24 +65,61 @@ func endless(_ *Server, x *exchange, r *http.Request, _ options) error {
 }
 
 // truncate promises size bytes in Content-Length but sends only half of them before
-// closing, as a server that crashed mid-response would. The response is written by
-// hand because net/http refuses to send fewer bytes than the Content-Length it was given.
+// closing, as a server that crashed mid-response would.
 func truncate(s *Server, x *exchange, r *http.Request, o options) error {
 	conn, err := s.hijack(x)
 	if err != nil {
 		return err
 	}
 	defer s.closeHijacked(x, conn)
+	return sendHalf(conn, x, r, o)
+}
 
+// stall sends half of a response, as truncate does, and then nothing more: the
+// connection stays open until the client gives up or the server closes. Only a
+// client's own deadline ends such a request.
+func stall(s *Server, x *exchange, r *http.Request, o options) error {
+	conn, err := s.hijack(x)
+	if err != nil {
+		return err
+	}
+	defer s.closeHijacked(x, conn)
+	if err := sendHalf(conn, x, r, o); err != nil {
+		return err
+	}
+	return waitForClientToLeave(conn)
+}
+
+// silent reads the request and never answers: the connection stays open until
+// the client gives up or the server closes.
+func silent(s *Server, x *exchange, _ *http.Request, _ options) error {
+	conn, err := s.hijack(x)
+	if err != nil {
+		return err
+	}
+	defer s.closeHijacked(x, conn)
+	return waitForClientToLeave(conn)
+}
+
+// sendHalf writes a header that promises size bytes, and half of them. It is written
+// by hand because net/http refuses to send fewer bytes than its Content-Length.
+func sendHalf(conn net.Conn, x *exchange, r *http.Request, o options) error {
 	head := "HTTP/1.0 200 OK\r\n" +
 		"Content-Type: text/plain; charset=utf-8\r\n" +
 		"Content-Length: " + strconv.FormatInt(o.size, 10) + "\r\n" +
 		"\r\n"
 	if _, err := io.WriteString(conn, head); err != nil {
-		return fmt.Errorf("truncate: write header: %w", err)
+		return fmt.Errorf("write header: %w", err)
 	}
 	x.status = http.StatusOK
 	return writeBody(r.Context(), x, o.size/2, bodyPiece, 0, nil)
+}
+
+// waitForClientToLeave reads, and throws away, whatever the client sends, until it
+// closes its end (end of file) or the server's Close closes the connection.
+func waitForClientToLeave(conn net.Conn) error {
+	_, err := io.Copy(io.Discard, conn)
+	return err
 }
 
 // closeConn closes the connection without a word: the client reads EOF at once.

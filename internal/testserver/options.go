@@ -84,7 +84,7 @@ func defaultSize(fault string) int {
 	switch fault {
 	case "large":
 		return defaultLargeSize
-	case "truncate":
+	case "truncate", "stall":
 		return defaultTruncateSize
 	}
 	return defaultDripSize

@@ -453,6 +453,42 @@ func TestFaultTruncateSendsHalf(t *testing.T) {
 	}
 }
 
+// TestFaultsSilentAndStallWaitForTheClient: silent sends nothing and stall
+// half a response, then both keep the connection open, in flight, until the
+// client closes its end.
+func TestFaultsSilentAndStallWaitForTheClient(t *testing.T) {
+	for fault, wantBody := range map[string]int{"silent": 0, "stall": 500} {
+		t.Run(fault, func(t *testing.T) {
+			s := startServer(t)
+			conn, err := net.Dial("tcp", s.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := io.WriteString(conn, "GET /page?run=t&req=1&fault="+fault+"&size=1000 HTTP/1.0\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the request to be in flight", func() bool { return s.Stats("t").InFlight == 1 })
+			if wantBody > 0 {
+				conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // a guard against a hung test
+				head := "HTTP/1.0 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 1000\r\n\r\n"
+				got := make([]byte, len(head)+wantBody)
+				if _, err := io.ReadFull(conn, got); err != nil || !strings.HasPrefix(string(got), head) {
+					t.Fatalf("read %q, %v; want the header and %d body bytes", got, err, wantBody)
+				}
+			}
+			if got := s.Stats("t").InFlight; got != 1 {
+				t.Errorf("in flight %d while the client waits, want 1", got)
+			}
+			conn.Close()
+			waitFor(t, "the handler to notice the client left", func() bool { return s.Stats("t").InFlight == 0 })
+			if got := onlyEntry(t, s, "t").BodyBytes; got != int64(wantBody) {
+				t.Errorf("recorded %d body bytes, want %d", got, wantBody)
+			}
+		})
+	}
+}
+
 func TestFaultSlowHeaderIsValid(t *testing.T) {
 	s := startServer(t)
 	raw, _, err := rawGet(s.Addr(), "", "/page?run=t&req=1&fault=slowheader&pause=10ms")
@@ -584,6 +620,8 @@ func TestCloseLeavesNothingBehind(t *testing.T) {
 		"/page?run=pending&delay=60s",
 		"/page?run=pending&fault=drip&size=1000&chunk=1&pause=50ms",
 		"/page?run=pending&fault=slowheader&pause=1s",
+		"/page?run=pending&fault=silent",
+		"/page?run=pending&fault=stall",
 	}
 	var clients sync.WaitGroup
 	for _, target := range pending {
