@@ -23,10 +23,10 @@
 // stage 04, with epoll_ctl and epoll_wait where select was; and with -n 5000
 // against a standalone server (make server), all 5,000 in flight at once.
 //
-// epoll is Linux's: on other systems this stage builds but says so when run
-// (main_other.go). Everything around the lesson (flags, request bytes, the
-// report) is in scaffold.go, the same file in every stage. Compare: make diff
-// FROM=04 TO=05. Next: make diff FROM=05 TO=06.
+// epoll is Linux's. On macOS and FreeBSD, main_kqueue.go is the same loop on
+// their kqueue(2) (see the README). Everything around the lesson (flags,
+// request bytes, the report) is in scaffold.go, the same file in every stage.
+// Compare: make diff FROM=04 TO=05. Next: make diff FROM=05 TO=06.
 package main
 
 import (

@@ -1,10 +1,9 @@
-//go:build !linux
+//go:build !linux && !darwin && !freebsd
 
-// Stage 05-epoll needs Linux: epoll(7) is Linux's own system call. This file
-// stands in for main.go elsewhere, so that `go build ./...` still works on
-// macOS and FreeBSD, and running the stage says plainly why it cannot run.
-// Those systems have kqueue(2) instead, which the Go runtime uses for
-// goroutines there (stage 06).
+// Stage 05-epoll needs epoll(7), which is Linux's own system call, or its
+// twin on kqueue(2) for macOS and FreeBSD (main_kqueue.go). This file stands
+// in for them on any other system, so that `go build ./...` still works
+// there, and running the stage says plainly why it cannot run.
 package main
 
 import (
@@ -16,7 +15,7 @@ import (
 
 const stage = "05-epoll"
 
-var errNotLinux = fmt.Errorf("epoll(7) exists only on Linux, and this is %s: run stage 04 (select) or 06 (goroutines, on kqueue here) instead, or this stage on a Linux machine or VM", runtime.GOOS)
+var errNotLinux = fmt.Errorf("this stage runs on Linux (epoll), macOS and FreeBSD (kqueue), and this is %s: run stage 04 (select) or 06 (goroutines) instead, or this stage on a Linux machine or VM", runtime.GOOS)
 
 func main() {
 	fmt.Fprintf(os.Stderr, "%s: %v\n", stage, errNotLinux)
