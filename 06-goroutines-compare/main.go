@@ -19,7 +19,8 @@
 // processes (one process per request). The other two are in models.go.
 //
 // What to look for when you run it (go run ./06-goroutines-compare): a stack
-// of bars, as in stages 03-05, and the same calls as stage 01 in the report.
+// of bars, as in stages 03-05, and stage 01's calls in the report (less its
+// setsockopt timeouts: a deadline here is a timer in the runtime).
 // The calls counted here are calls into the net package, not system calls:
 // strace shows the runtime's own (see the README). Then try -model threads
 // and -model processes with -n 1000 -delay 1s against a standalone server
