@@ -40,9 +40,9 @@ lint: ## gofmt, go vet and staticcheck must have nothing to say
 diff: ## what stage TO changes from stage FROM: make diff FROM=01 TO=02
 	@from=$$(ls -d $(FROM)-*/ 2>/dev/null | head -1); to=$$(ls -d $(TO)-*/ 2>/dev/null | head -1); \
 	if [ -z "$$from" ] || [ -z "$$to" ]; then echo "no stage $(FROM) or $(TO); the stages are: $(STAGES)"; exit 2; fi; \
-	diff -ruN -x 'scaffold*.go' -x '[0-9][0-9]-*' $${from%/} $${to%/}; \
-	echo "── $${from%/} → $${to%/}, lines added or removed (scaffold.go and scaffold_test.go are identical, left out):"; \
-	for f in $$( (ls $$from; ls $$to) | grep -v -e '^scaffold' -e '^[0-9][0-9]-' | sort -u); do \
+	diff -ruN -x 'scaffold*.go' -x 'main_kqueue*' -x 'main_other.go' -x '[0-9][0-9]-*' $${from%/} $${to%/}; \
+	echo "── $${from%/} → $${to%/}, lines added or removed (left out: scaffold*.go, identical in every stage; 05's main_kqueue*.go and main_other.go, for other systems):"; \
+	for f in $$( (ls $$from; ls $$to) | grep -v -e '^scaffold' -e '^main_kqueue' -e '^main_other' -e '^[0-9][0-9]-' | sort -u); do \
 		changed=$$(diff -uN $$from$$f $$to$$f | grep -E '^[-+]' | grep -cvE '^(\+\+\+|---) '); \
 		printf "   %-24s %4d\n" $$f $$changed; \
 	done
@@ -75,7 +75,7 @@ sync-scaffold: ## copy 01's scaffold.go and scaffold_test.go to every other stag
 
 cross: ## build every stage and internal/ for macOS and FreeBSD (amd64, arm64), tests included
 	@for os in darwin freebsd; do for arch in amd64 arm64; do \
-		echo "GOOS=$$os GOARCH=$$arch go vet ./...   (05 builds there too, and says when run that epoll is Linux's)"; \
+		echo "GOOS=$$os GOARCH=$$arch go vet ./...   (05 builds its kqueue twin there, main_kqueue.go)"; \
 		GOOS=$$os GOARCH=$$arch go vet ./... || exit 1; \
 	done; done
 

@@ -24,8 +24,8 @@ func main() {
 
 // addStageFlags accepts the Linux build's flags, so scripts behave the same.
 func addStageFlags(fs *flag.FlagSet) {
-	fs.Duration("timeout", 0, "longest sleep of one epoll_wait (Linux only)")
-	fs.Bool("edge", false, "edge-triggered epoll (Linux only)")
+	fs.Duration("timeout", 0, "longest sleep of one epoll_wait (Linux) or kevent wait (macOS, FreeBSD)")
+	fs.Bool("edge", false, "edge-triggered epoll or kqueue (Linux, macOS, FreeBSD)")
 }
 
 // fetchAll fails every request: there is no epoll here.

@@ -1,0 +1,443 @@
+//go:build darwin || freebsd
+
+// Stage 05-epoll on macOS and FreeBSD: the event loop of main.go on kqueue(2)
+// instead of epoll(7), which is Linux's own. main.go is the lesson; this file
+// changes only what kqueue changes, so read main.go first.
+//
+// kqueue is a kernel queue of events. kqueue() makes one, and one call,
+// kevent(), both submits changes to what it watches and waits for events.
+// Where epoll watches a descriptor with a mask of events, kqueue watches
+// (descriptor, filter) pairs: EVFILT_READ and EVFILT_WRITE are two separate
+// entries for one socket. It is level-triggered by default, like epoll;
+// EV_CLEAR is its edge-triggered mode (-edge). The Go runtime's netpoller
+// uses kqueue on these systems, as it uses epoll on Linux (stage 06).
+//
+// Compare: diff 05-epoll/main.go 05-epoll/main_kqueue.go
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const stage = "05-epoll"
+
+func main() {
+	os.Exit(runStage(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// waitTimeout is how long one kevent wait may sleep when nothing is ready.
+// 0 (the default) means no limit but -deadline: sleep until a socket is
+// ready, or until the run's time is up.
+var waitTimeout time.Duration
+
+// edgeTriggered asks kqueue to report a socket once per change (EV_CLEAR)
+// instead of at every wait while it stays ready.
+var edgeTriggered bool
+
+// addStageFlags adds the flags only this stage has: -timeout and -edge.
+func addStageFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&waitTimeout, "timeout", 0, "longest sleep of one kevent wait; 0 sleeps until a socket is ready or -deadline")
+	fs.BoolVar(&edgeTriggered, "edge", false, "edge-triggered kqueue (EV_CLEAR): each ready socket is drained until EAGAIN")
+}
+
+// fetchAll is the part every stage rewrites: how the requests are driven.
+// Here, by an event loop: each request is added with a callback, the function
+// the loop calls with its response once it is over, and Run drives them all
+// until every callback has been called. With thousands of requests, the
+// loop also looks at what is ready between batches of Adds (Poll), so the
+// first requests are sent while the last are still being started.
+func fetchAll(rn *run) {
+	loop, err := newEventLoop(rn)
+	if err != nil { // without a kqueue no request can start
+		for _, r := range rn.requests {
+			r.begin()
+			r.finish(err)
+		}
+		return
+	}
+	defer loop.Close()
+	for i, r := range rn.requests {
+		r.begin()
+		loop.Add(r, func(response []byte, err error) {
+			r.received(response)
+			r.finish(err)
+		})
+		if (i+1)%startBatch == 0 {
+			loop.Poll()
+		}
+	}
+	loop.Run()
+}
+
+// startBatch is how many requests fetchAll starts between two Polls. Without
+// them, 5,000 connects (about 30µs each on loopback) would all come before
+// the first request is sent, and every request would wait for that.
+const startBatch = 64
+
+// eventLoop drives requests with kqueue(2) and calls each one's callback
+// when it is over (the notes' Nb).
+type eventLoop struct {
+	rn      *run
+	kq      int             // the kqueue: the kernel's copy of the watched set
+	pending map[int]*conn   // by descriptor: kevent names the ready descriptors
+	events  []unix.Kevent_t // where kevent writes the ready ones
+	buf     []byte          // one buffer serves every socket: the loop reads one at a time
+}
+
+// newEventLoop makes the kqueue with kqueue(2). It takes no flags, so there
+// is no close-on-exec to ask for as epoll_create1 does, and none is needed:
+// fork(2) does not copy a kqueue into the child, so no program this one
+// might start can hold it. (The Go runtime sets FD_CLOEXEC on its own kqueue
+// all the same, with one more fcntl.)
+func newEventLoop(rn *run) (*eventLoop, error) {
+	kq, err := unix.Kqueue()
+	rn.record("kqueue", kq, err)
+	if err != nil {
+		return nil, fmt.Errorf("kqueue: %w", err)
+	}
+	l := &eventLoop{rn: rn, kq: kq, pending: map[int]*conn{}, events: make([]unix.Kevent_t, 256), buf: make([]byte, 8192)}
+	return l, nil
+}
+
+// Close gives the kqueue back to the kernel.
+func (l *eventLoop) Close() {
+	err := unix.Close(l.kq)
+	l.rn.record("close", 0, err)
+}
+
+// Add starts a request: it makes the socket, starts connecting (the notes'
+// add) and adds the socket to the kqueue. When that already fails, the
+// callback is called at once with the error; otherwise Run calls it later.
+func (l *eventLoop) Add(r *request, callback func(response []byte, err error)) {
+	c, err := start(r)
+	if err != nil {
+		callback(nil, err)
+		return
+	}
+	c.callback = callback
+	if err := l.watch(c); err != nil {
+		c.end(err)
+		return
+	}
+	l.pending[c.fileno()] = c
+}
+
+// Run sleeps in kevent until some sockets are ready, gives each ready
+// request a try, and sleeps again, until every request has completed or
+// failed, or -deadline has passed. A failure ends its own request (and calls
+// its callback), never the loop.
+func (l *eventLoop) Run() {
+	for len(l.pending) > 0 {
+		if l.rn.timeLeft() == 0 { // -deadline has passed: end every request still going
+			for _, c := range l.pending {
+				l.forget(c)
+				c.end(c.timedOut())
+			}
+			return
+		}
+		l.turn(l.sleepLimit())
+	}
+}
+
+// sleepLimit is how long the next kevent wait may sleep, in milliseconds:
+// until -deadline at most, and no longer than -timeout. It is rounded up, so
+// that the wait does not end a fraction of a millisecond early and go round
+// once more for nothing.
+func (l *eventLoop) sleepLimit() int {
+	sleep := l.rn.timeLeft()
+	if waitTimeout > 0 {
+		sleep = min(sleep, waitTimeout)
+	}
+	return int((sleep + time.Millisecond - 1) / time.Millisecond)
+}
+
+// Poll gives every request that is ready right now a try, without sleeping.
+func (l *eventLoop) Poll() {
+	l.turn(0)
+}
+
+// turn is one round of the loop: wait (at most timeout milliseconds, 0 for
+// not at all), then give each ready request a try.
+func (l *eventLoop) turn(timeout int) {
+	ready, err := l.waitUntilReady(timeout)
+	if err != nil { // kevent itself failed: no request can go on
+		for _, c := range l.pending {
+			l.forget(c)
+			c.end(err)
+		}
+		return
+	}
+	for _, c := range ready { // only the ready ones: nothing to scan
+		done, err := c.step(l.buf)
+		if err == nil && !done {
+			err = l.watch(c) // it may wait for something else now
+		}
+		if done || err != nil {
+			l.forget(c)
+			c.end(err)
+		}
+	}
+}
+
+// waitUntilReady sleeps in kevent(2), with no changes to submit, until some
+// watched sockets are ready, and returns their requests. Unlike select,
+// nothing is rebuilt or scanned: the kernel already has the set, and returns
+// only the ready ones (at most len(l.events) per call; the rest wait for the
+// next call).
+func (l *eventLoop) waitUntilReady(timeout int) ([]*conn, error) {
+	// kevent takes a timespec, not milliseconds; a zero one returns at once
+	// (Poll). macOS refuses a very long one with EINVAL, so, as the Go
+	// runtime does, ask for at most a million seconds: Run waits again.
+	sleep := min(time.Duration(timeout)*time.Millisecond, 1e6*time.Second)
+	timespec := unix.NsecToTimespec(sleep.Nanoseconds())
+	n, err := unix.Kevent(l.kq, nil, l.events, &timespec)
+	l.rn.record("kevent", n, err)
+	if err == unix.EINTR {
+		// A signal woke kevent before anything was ready (the kernel never
+		// restarts it). Report nothing ready: the loop waits again.
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kevent: %w", err)
+	}
+	ready := make([]*conn, 0, n)
+	for _, event := range l.events[:n] {
+		c := l.pending[int(event.Ident)]
+		if event.Flags&unix.EV_ERROR != 0 {
+			// EV_ERROR marks a change that failed, not a ready socket. This
+			// call submits no changes, so it should never come here; if it
+			// does, it ends that request alone, never the loop.
+			l.forget(c)
+			c.end(fmt.Errorf("kevent: %w", unix.Errno(event.Data)))
+			continue
+		}
+		ready = append(ready, c)
+	}
+	return ready, nil
+}
+
+// watch tells kqueue what the socket waits for: EVFILT_WRITE (writable)
+// until it has connected and sent its request, EVFILT_READ (readable) after
+// that. kqueue watches (descriptor, filter) pairs, not a descriptor with a
+// mask, so it has no MOD: the switch is an EV_DELETE of the write filter and
+// an EV_ADD of the read filter, both in one kevent call. A socket left
+// watched for EVFILT_WRITE after its request is sent would be reported
+// writable at every wait, for nothing.
+//
+// The call passes no event list, so kevent returns at once, and a change
+// that fails comes back as the call's own error (with room in an event list
+// it would come as an event with EV_ERROR): an error of this request alone.
+func (l *eventLoop) watch(c *conn) error {
+	filter := unix.EVFILT_READ
+	if c.wantsToWrite() {
+		filter = unix.EVFILT_WRITE
+	}
+	if filter == c.watching {
+		return nil
+	}
+	add := unix.EV_ADD
+	if edgeTriggered {
+		add |= unix.EV_CLEAR
+	}
+	var changes [2]unix.Kevent_t
+	n := 0
+	if c.watching != 0 { // watched for the other filter: delete that one first
+		unix.SetKevent(&changes[n], c.fileno(), c.watching, unix.EV_DELETE)
+		n++
+	}
+	unix.SetKevent(&changes[n], c.fileno(), filter, add)
+	n++
+	_, err := unix.Kevent(l.kq, changes[:n], nil, nil)
+	c.r.record("kevent EV_ADD", 0, err)
+	if err != nil {
+		return fmt.Errorf("kevent EV_ADD: %w", err)
+	}
+	c.watching = filter
+	return nil
+}
+
+// forget takes a finished request out of the kqueue with EV_DELETE, before
+// its socket is closed. Here close alone would do: a kevent belongs to the
+// descriptor, not to the socket behind it, so closing the descriptor removes
+// it at once, even when a dup or a fork keeps the socket open. The delete
+// costs one system call per request and changes nothing; the stage keeps it
+// to mirror main.go's DEL, so that the trace shows where watching ends.
+// (The Go runtime leaves it to close.)
+func (l *eventLoop) forget(c *conn) {
+	var change [1]unix.Kevent_t
+	unix.SetKevent(&change[0], c.fileno(), c.watching, unix.EV_DELETE)
+	_, err := unix.Kevent(l.kq, change[:], nil, nil)
+	c.r.record("kevent EV_DELETE", 0, err)
+	delete(l.pending, c.fileno())
+}
+
+// conn is one request in the loop (the notes' Req): its descriptor, how far
+// it has got, what has arrived, and the callback to call when it is over.
+// What to send and where are its own (r.raw, r.addr): the notes' Req sends
+// one hard-coded request whatever its host (their bug 5).
+type conn struct {
+	r         *request
+	fd        int
+	connected bool                             // the TCP handshake has finished
+	sent      int                              // how many bytes of the request have been written
+	response  []byte                           // every byte read so far
+	callback  func(response []byte, err error) // called once, when the request is over
+	watching  int                              // the kqueue filter it is watched with; 0 before EV_ADD
+}
+
+// fileno returns the descriptor, as Python's fileno() does: kqueue, like
+// select, needs only that number.
+func (c *conn) fileno() int {
+	return c.fd
+}
+
+// end closes the request's socket and calls its callback: every request
+// passes here exactly once, whether it succeeded or not.
+func (c *conn) end(err error) {
+	closeSocket(c.r, c.fd)
+	c.callback(c.response, err)
+}
+
+// timedOut is the error of a request still going when -deadline passes:
+// it says how far the request had got.
+func (c *conn) timedOut() error {
+	switch {
+	case !c.connected:
+		return c.r.timedOut("connecting")
+	case c.sent < len(c.r.raw):
+		return c.r.timedOut("sending the request")
+	}
+	return c.r.timedOut(fmt.Sprintf("reading the response (%d bytes so far)", len(c.response)))
+}
+
+// start makes a nonblocking socket and starts connecting it.
+func start(r *request) (*conn, error) {
+	// socket(2) makes a TCP endpoint and returns its descriptor, a small
+	// integer that names it in every later call. (Python: socket.socket())
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	r.record("socket", fd, err)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+
+	// fcntl(2) sets O_NONBLOCK on the descriptor (Python: setblocking(False)):
+	// from now on, a call that would sleep fails with EAGAIN instead. It takes
+	// two calls, as in Python: read the file status flags (F_GETFL), then
+	// write them back with O_NONBLOCK added (F_SETFL).
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	r.record("fcntl", flags, err)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_NONBLOCK)
+		r.record("fcntl", 0, err)
+	}
+	if err != nil {
+		closeSocket(r, fd)
+		return nil, fmt.Errorf("fcntl O_NONBLOCK: %w", err)
+	}
+
+	// connect(2) sends the SYN and returns at once: EINPROGRESS means the
+	// handshake has started (Python raises it as BlockingIOError).
+	err = unix.Connect(fd, r.addr)
+	r.record("connect", 0, err)
+	if err != nil && err != unix.EINPROGRESS {
+		closeSocket(r, fd)
+		return nil, fmt.Errorf("connect to %s: %w", r.target, err)
+	}
+	return &conn{r: r, fd: fd, connected: err == nil}, nil
+}
+
+// wantsToWrite tells what the socket waits for: writability until it has
+// connected and sent the whole request, readability after that.
+func (c *conn) wantsToWrite() bool {
+	return !c.connected || c.sent < len(c.r.raw)
+}
+
+// step gives one ready request one try at whatever it needs next: finish
+// connecting (and then send at once), send, or receive. It never waits. done
+// is true once the server has closed the connection after its response; err
+// says why the request failed.
+func (c *conn) step(buf []byte) (done bool, err error) {
+	if !c.connected {
+		if err := c.checkConnected(); err != nil || !c.connected {
+			return false, err // failed, or not connected yet
+		}
+		// Connected: the socket can take the request right away.
+	}
+	if c.sent < len(c.r.raw) {
+		return false, c.sendRequest()
+	}
+	return c.receiveResponse(buf)
+}
+
+// checkConnected runs once kqueue says the connecting socket is writable,
+// which means the handshake is over, but not whether it worked: a refused
+// connect is writable too. getsockopt(2) SO_ERROR says which: 0 is connected,
+// anything else is why it failed (ECONNREFUSED…). The notes send without
+// asking, and a refused socket's error kills their whole loop (their bug 4).
+func (c *conn) checkConnected() error {
+	soErr, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	c.r.record("getsockopt", soErr, err)
+	if err != nil {
+		return fmt.Errorf("getsockopt SO_ERROR: %w", err)
+	}
+	if soErr != 0 {
+		return fmt.Errorf("connect to %s: %w", c.r.target, unix.Errno(soErr))
+	}
+	c.connected = true
+	return nil
+}
+
+// sendRequest writes as much of the request as the socket takes now.
+// write(2) may take fewer bytes than it was given (a "short write"); when the
+// send buffer is full it takes none and says EAGAIN. The rest waits until
+// kqueue says the socket is writable again: sent remembers where to continue.
+// The notes' sendall ignores this (their bug 7).
+func (c *conn) sendRequest() error {
+	for c.sent < len(c.r.raw) {
+		n, err := unix.Write(c.fd, c.r.raw[c.sent:])
+		c.r.record("write", n, err)
+		if err == unix.EAGAIN || err == unix.EINTR {
+			return nil // the send buffer is full: wait until writable again
+		}
+		if err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		c.sent += n
+	}
+	return nil
+}
+
+// receiveResponse reads whatever has arrived. EAGAIN means "nothing more
+// yet", not "the response is complete": the notes stop there and lose the
+// rest of any response that comes in pieces (their bug 3). Only end of file
+// (read returns 0) ends an HTTP/1.0 response.
+func (c *conn) receiveResponse(buf []byte) (done bool, err error) {
+	for {
+		n, err := unix.Read(c.fd, buf)
+		c.r.record("read", n, err)
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+			return false, nil // nothing more has arrived: wait until readable again
+		case err != nil:
+			return false, fmt.Errorf("read: %w", err)
+		case n == 0:
+			return true, nil // end of file: the server closed, the response is complete
+		}
+		if err := c.r.checkSize(len(c.response) + n); err != nil {
+			return false, err // a huge or endless response: stop here (-max-bytes)
+		}
+		c.response = append(c.response, buf[:n]...)
+	}
+}
+
+// closeSocket gives the descriptor back to the kernel: every socket is closed
+// exactly once, whether its request succeeded or not.
+func closeSocket(r *request, fd int) {
+	err := unix.Close(fd)
+	r.record("close", 0, err)
+}
