@@ -56,7 +56,19 @@ func TestExercise03_1(t *testing.T) {
 	s, _ = c.runJSON("-n", "2", "-delay", "100ms")
 	c.allOK(s, "without -timeout")
 	if n := s.Syscalls["poll timeout"]; n > 0 {
-		c.errorf("without -timeout, poll returned empty-handed %d times: a timeout of 0 returns at once (the loop spins); -1 sleeps until a socket is ready", n)
+		c.errorf("without -timeout, poll returned empty-handed %d times, with a server that answers after 100ms and 30s left before -deadline: its timeout must be the time left (in milliseconds, rounded up; 0 returns at once and the loop spins)", n)
+	}
+
+	// -deadline still works: poll sleeps until the run's time is up at most,
+	// and the requests still going then fail.
+	s, _ = c.runJSON("-n", "2", "-delay", "5s", "-deadline", "300ms")
+	if failed, timedOut := s.failures("timed out"); len(failed) != 2 || timedOut != 2 {
+		c.fatalf("-deadline 300ms with a server that answers after 5s: %d of 2 requests failed, %d with an error that says \"timed out\"; want both. First error: %s", len(failed), timedOut, s.firstError())
+	}
+	for _, r := range s.Results {
+		if took := r.EndMS - r.StartMS; took > 4000 { // generous: 300ms asked, 5s if poll waited for the server
+			c.fatalf("-deadline 300ms: request %d took %.0fms; poll's timeout must be the time left before -deadline at most (and -timeout at most)", r.ID, took)
+		}
 	}
 }
 

@@ -66,8 +66,36 @@ func TestExercise04_1(t *testing.T) {
 		c.fatalf("-stagger 300ms, 4 requests: %d select calls (%s); select's timeout should be the time until the next timer, so that the loop sleeps, instead of going round with a zero timeout", selects, s.callsText())
 	}
 
+	// -deadline comes before the timers of requests 3 and 4 (due at 2s and
+	// 3s): the loop stops at -deadline, and those two fail as timed out
+	// before they started. No request may be left without an end.
+	s, _ = c.runJSON("-n", "4", "-delay", "50ms", "-stagger", "1s", "-deadline", "1500ms")
+	c.everyRequestEnded(s, "-stagger 1s -deadline 1500ms")
+	for _, r := range s.Results[2:] {
+		if !strings.Contains(r.Error, "timed out") {
+			c.fatalf("-stagger 1s -deadline 1500ms: request %d, whose timer is due after -deadline, ended with status %d, error %q; want an error that says it timed out (before it started): at -deadline the loop stops, and the requests its timers were to add fail", r.ID, r.Status, r.Error)
+		}
+	}
+	if n := s.calls("socket"); n > 2 {
+		c.fatalf("-stagger 1s -deadline 1500ms: %d sockets (calls: %s), but the timers of requests 3 and 4 are due after -deadline, so they must never start: the loop stops at -deadline (select sleeps until the next timer, and until -deadline at most)", n, s.callsText())
+	}
+
 	s, _ = c.runJSON("-n", "3", "-delay", "100ms")
 	c.allOK(s, "without -stagger")
+}
+
+// everyRequestEnded fails the check when a request has neither a status nor
+// an error: its callback, or finish, was never called.
+func (c *check) everyRequestEnded(s summary, what string) {
+	c.t.Helper()
+	for _, r := range s.Results {
+		if r.Error == "" && r.Status == 0 {
+			c.fatalf("%s: request %d never ended: no status, no error, so finish was never called for it", what, r.ID)
+		}
+	}
+	if sockets, closes := s.calls("socket"), s.calls("close"); closes != sockets {
+		c.fatalf("%s: %d sockets but %d closes (calls: %s): every socket must be closed once", what, sockets, closes, s.callsText())
+	}
 }
 
 // TestExercise04_2: -chain starts each request from the callback of the one
@@ -93,6 +121,15 @@ func TestExercise04_2(t *testing.T) {
 	}
 	if s.calls("select") == 0 {
 		c.fatalf("-chain made no select call (calls: %s): the requests must still be driven by the event loop", s.callsText())
+	}
+
+	// -deadline in the middle of the chain: the request going then fails as
+	// timed out, and the ones after it too, before they start (the last one
+	// could not start before 300ms anyway). None may be left without an end.
+	s, _ = c.runJSON("-n", "4", "-delay", "100ms", "-chain", "-deadline", "250ms")
+	c.everyRequestEnded(s, "-chain -deadline 250ms")
+	if r := s.Results[3]; !strings.Contains(r.Error, "timed out") {
+		c.fatalf("-chain -delay 100ms -deadline 250ms: request 4 ended with status %d, error %q; it could not start before -deadline, so it must fail as timed out (before it started)", r.Status, r.Error)
 	}
 
 	s, _ = c.runJSON("-n", "4", "-delay", "100ms")
@@ -153,6 +190,19 @@ func TestExercise04_3(t *testing.T) {
 	if s.WallMS > 4000 { // generous: the run takes about 50ms
 		c.fatalf("-request-timeout 5s, requests answered after 50ms: the run took %.1fs; the loop waited for the timers of requests that had already ended. Cancel a request's timer when it ends", s.WallMS/1000)
 	}
+
+	// -deadline before -request-timeout: the run's limit ends the requests,
+	// and the loop does not sleep on until their timers.
+	s, _ = c.runJSON("-n", "3", "-delay", "5s", "-request-timeout", "10s", "-deadline", "300ms")
+	if failed, timedOut := s.failures("timed out"); len(failed) != 3 || timedOut != 3 {
+		c.fatalf("-request-timeout 10s -deadline 300ms with a server that answers after 5s: %d of 3 requests failed, %d with an error that says \"timed out\"; want all 3, at -deadline. First error: %s", len(failed), timedOut, s.firstError())
+	}
+	for _, r := range s.Results {
+		if took := r.EndMS - r.StartMS; took > 4000 { // generous: 300ms asked
+			c.fatalf("-request-timeout 10s -deadline 300ms: request %d took %.0fms; select's timeout is the time until the next timer, and the time left before -deadline at most", r.ID, took)
+		}
+	}
+	c.closedOnce(s, 3)
 }
 
 // closedOnce fails the check unless each of n sockets was closed exactly

@@ -61,11 +61,12 @@ func TestExercise06_1(t *testing.T) {
 	c.allOK(s, "without -limit")
 }
 
-// TestExercise06_2: -timeout D, one deadline per request with net's own
-// deadlines: for the dial, and for every Read and Write.
+// TestExercise06_2: -timeout D, a deadline of each request's own with net's
+// deadlines (for the dial, and for every Read and Write): D after its start,
+// or the run's -deadline if that comes first.
 func TestExercise06_2(t *testing.T) {
 	c := begin(t, "06.2", "06-goroutines-compare")
-	c.requireFlag("timeout", "Add it in addStageFlags (main.go) with fs.DurationVar; in fetch, dial with a net.Dialer that has a Deadline, and give the connection the same deadline (conn.SetDeadline).")
+	c.requireFlag("timeout", "Add it in addStageFlags (main.go) with fs.DurationVar; in fetch, give the dialer and the connection the earlier of start + D and the run's deadline.")
 
 	isTimeout := func(err string) bool {
 		err = strings.ToLower(err)
@@ -79,23 +80,39 @@ func TestExercise06_2(t *testing.T) {
 	}
 	for _, r := range s.Results {
 		if !isTimeout(r.Error) {
-			c.fatalf("-timeout 300ms with a server that answers after 5s: request %d ended with %q; want an error that says it timed out (net's own says \"i/o timeout\")", r.ID, r.Error)
+			c.fatalf("-timeout 300ms with a server that answers after 5s: request %d ended with %q; want an error that says it timed out", r.ID, r.Error)
 		}
 		if took := r.EndMS - r.StartMS; took > 4000 { // generous: 300ms asked
 			c.errorf("request %d took %.0fms to time out, with -timeout 300ms", r.ID, took)
 		}
 	}
 
-	// A server that never answers the handshake: the dial gives up.
+	// A server that never answers the handshake: the dial gives up, at the
+	// request's deadline, long before the run's.
 	hole := blackHole(t, c.ex)
-	c.limit, c.hangHint = 30*time.Second, "the dial still waits as long as the kernel keeps trying (about two minutes): the deadline must apply to the dial too (net.Dialer's Deadline or Timeout)"
-	s, _ = c.runJSON("-addr", hole, "-n", "2", "-timeout", "300ms")
+	c.limit, c.hangHint = 30*time.Second, "the dial still waits as long as the kernel keeps trying: the deadline must apply to the dial too (net.Dialer's Deadline)"
+	s, _ = c.runJSON("-addr", hole, "-n", "2", "-timeout", "300ms", "-deadline", "10s")
 	for _, r := range s.Results {
 		if !isTimeout(r.Error) {
 			c.fatalf("-timeout 300ms to a server that never answers the handshake: request %d ended with %q; want an error that says it timed out", r.ID, r.Error)
 		}
+		if took := r.EndMS - r.StartMS; took > 5000 { // generous: 300ms asked, -deadline 10s
+			c.fatalf("-timeout 300ms -deadline 10s to a server that never answers the handshake: request %d took %.0fms; the dial must give up at the request's own deadline (net.Dialer's Deadline), not only at the run's", r.ID, took)
+		}
 	}
 	c.limit, c.hangHint = runLimit, "it hangs"
+
+	// The earlier deadline wins: with -deadline before -timeout, the run's
+	// limit ends the requests.
+	s, _ = c.runJSON("-n", "2", "-delay", "5s", "-timeout", "10s", "-deadline", "300ms")
+	for _, r := range s.Results {
+		if !isTimeout(r.Error) {
+			c.fatalf("-timeout 10s -deadline 300ms with a server that answers after 5s: request %d ended with %q; want an error that says it timed out", r.ID, r.Error)
+		}
+		if took := r.EndMS - r.StartMS; took > 4000 { // generous: 300ms asked
+			c.fatalf("-timeout 10s -deadline 300ms: request %d took %.0fms; a request's deadline is the earlier of its start + -timeout and the run's -deadline", r.ID, took)
+		}
+	}
 
 	s, _ = c.runJSON("-n", "3", "-delay", "100ms", "-timeout", "3s")
 	c.allOK(s, "-timeout 3s with a server that answers after 100ms")
