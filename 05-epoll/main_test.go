@@ -6,12 +6,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"go/ast"
-	"go/parser"
-	"go/printer"
-	"go/token"
 	"os/exec"
 	"strings"
 	"testing"
@@ -282,67 +277,4 @@ func TestShortWritesContinueWhenWritable(t *testing.T) {
 	if rn.calls["write EAGAIN"] == 0 || rn.calls["write"] < 2 {
 		t.Errorf("write %d, write EAGAIN %d: the request should not fit in one write", rn.calls["write"], rn.calls["write EAGAIN"])
 	}
-}
-
-// TestKqueueTwinKeepsTheSharedCode: main_kqueue.go, built on macOS and
-// FreeBSD instead of main.go, repeats main.go on purpose, so that each reads
-// top to bottom on its own system. Every function of the same name in both
-// must stay the same, statement for statement (comments aside), except the
-// ones that talk to epoll or kqueue; the same goes for the two test files.
-// So the twin, which CI builds but cannot run, cannot drift from the lesson.
-func TestKqueueTwinKeepsTheSharedCode(t *testing.T) {
-	talksToTheKernelsQueue := map[string]bool{
-		"addStageFlags": true, "newEventLoop": true, "*eventLoop.Close": true,
-		"*eventLoop.waitUntilReady": true, "*eventLoop.watch": true, "*eventLoop.forget": true,
-		"TestNoSelectLimit": true, "TestFarFewerCallsThanSpinning": true, "TestWaitTimeoutCostsWakeUps": true,
-		"TestEdgeTriggeredDeliversEverything": true, "TestEdgeTriggeredWithoutDrainingLosesTheRest": true,
-	}
-	for _, files := range [][2]string{{"main.go", "main_kqueue.go"}, {"main_test.go", "main_kqueue_test.go"}} {
-		epoll, kqueue := functions(t, files[0]), functions(t, files[1])
-		same := 0
-		for name, code := range epoll {
-			twin, inBoth := kqueue[name]
-			if !inBoth || talksToTheKernelsQueue[name] {
-				continue
-			}
-			if code != twin {
-				t.Errorf("%s differs between %s and %s: make them the same again, or explain why not", name, files[0], files[1])
-			}
-			same++
-		}
-		if same < 3 {
-			t.Errorf("%s and %s share only %d functions: is this test still looking at the right files?", files[0], files[1], same)
-		}
-	}
-}
-
-// functions parses a Go file, without its comments, and returns the code of
-// each function by name ("start", "*conn.step").
-func functions(t *testing.T, path string) map[string]string {
-	t.Helper()
-	fset := token.NewFileSet()
-	file, err := parser.ParseFile(fset, path, nil, 0) // mode 0: comments are dropped
-	if err != nil {
-		t.Fatal(err)
-	}
-	source := func(node any) string {
-		var out bytes.Buffer
-		if err := printer.Fprint(&out, fset, node); err != nil {
-			t.Fatal(err)
-		}
-		return out.String()
-	}
-	code := map[string]string{}
-	for _, decl := range file.Decls {
-		fn, ok := decl.(*ast.FuncDecl)
-		if !ok {
-			continue
-		}
-		name := fn.Name.Name
-		if fn.Recv != nil {
-			name = source(fn.Recv.List[0].Type) + "." + name
-		}
-		code[name] = source(fn)
-	}
-	return code
 }
