@@ -110,6 +110,13 @@ func chosen(only string) (map[string]bool, error) {
 	return nil, fmt.Errorf("-only %q: want all, timelines, comparison or curve", only)
 }
 
+// stage05Runs tells whether stage 05 can run on a system: on epoll
+// (main.go) or on its kqueue twin (main_kqueue.go); elsewhere it only says
+// why it cannot.
+func stage05Runs(goos string) bool {
+	return goos == "linux" || goos == "darwin" || goos == "freebsd"
+}
+
 // makeTimelines runs every stage against one test server process and draws
 // timelines.svg.
 func makeTimelines(ctx context.Context, bin, out string) error {
@@ -121,8 +128,8 @@ func makeTimelines(ctx context.Context, bin, out string) error {
 	defer stop()
 	t := timelineSet{Machine: describeMachine(), N: timelineN, Delay: timelineDelay}
 	for _, s := range stages {
-		if s.Dir == "05-epoll" && runtime.GOOS != "linux" {
-			t.Panels = append(t.Panels, timelinePanel{Stage: s, Note: "not drawn: epoll(7) is Linux's, and this run was on " + runtime.GOOS})
+		if s.Dir == "05-epoll" && !stage05Runs(runtime.GOOS) {
+			t.Panels = append(t.Panels, timelinePanel{Stage: s, Note: "not drawn: stage 05 runs on Linux (epoll), macOS and FreeBSD (kqueue), and this run was on " + runtime.GOOS})
 			continue
 		}
 		summary, err := runStage(ctx, filepath.Join(bin, s.Dir), addr, timelineN, timelineDelay)

@@ -32,8 +32,9 @@ func moduleRoot(ctx context.Context) (string, error) {
 }
 
 // buildPrograms builds the test server and every stage into a new folder,
-// which the caller removes. 05 builds everywhere (elsewhere than Linux, as a
-// program that says epoll is Linux's).
+// which the caller removes. 05 builds everywhere (on epoll on Linux, on
+// kqueue on macOS and FreeBSD, and elsewhere as a program that says why it
+// cannot run).
 func buildPrograms(ctx context.Context, root string) (string, error) {
 	dir, err := os.MkdirTemp("", "blocking-to-epoll-pictures-")
 	if err != nil {
