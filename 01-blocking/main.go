@@ -1,3 +1,5 @@
+//go:build unix
+
 // Stage 01-blocking: one socket at a time, and every system call waits.
 //
 // This mirrors the first half of section 二 of the notes (模拟socket发送http请求):

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Stage 02-nonblocking-spin: every socket at once, and nothing ever waits.
 //
 // This mirrors the second half of section 二 of the notes: setblocking(False).

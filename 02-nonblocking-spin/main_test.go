@@ -1,3 +1,5 @@
+//go:build unix
+
 // The tests particular to stage 02; the tests every stage passes are in
 // scaffold_test.go.
 

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Stage 03-select-multiplex: sleep until some socket is ready.
 //
 // This mirrors section 三 of the notes (IO多路复用, 方式一). Stage 02 asked

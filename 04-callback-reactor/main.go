@@ -1,3 +1,5 @@
+//go:build unix
+
 // Stage 04-callback-reactor: the select loop as an event loop with callbacks.
 //
 // This mirrors section 四 of the notes (单线程高并发, the classes Req and Nb)

@@ -1,4 +1,4 @@
-//go:build !linux && !darwin && !freebsd
+//go:build unix && !linux && !darwin && !freebsd
 
 // Stage 05-epoll needs epoll(7), which is Linux's own system call, or its
 // twin on kqueue(2) for macOS and FreeBSD (main_kqueue.go). This file stands

@@ -1,3 +1,5 @@
+//go:build unix
+
 // scaffold_test.go is the same, byte for byte, in every stage, like
 // scaffold.go: the tests every stage must pass, whatever its way of driving
 // the requests. What is particular to one stage is tested in main_test.go.

@@ -1,3 +1,5 @@
+//go:build unix
+
 // compare.go is the side-by-side comparison: `go run ./06-goroutines-compare
 // -compare` (or make compare) runs every stage, and this stage's other
 // models, on the same workloads against one test server running in a process

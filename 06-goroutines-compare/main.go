@@ -1,3 +1,5 @@
+//go:build unix
+
 // Stage 06-goroutines-compare: one goroutine per request, each written like stage 01.
 //
 // Each request gets a goroutine of its own, and that goroutine does what

@@ -1,3 +1,5 @@
+//go:build unix
+
 // The tests particular to stage 06; the tests every stage passes are in
 // scaffold_test.go (they run the default model, goroutines).
 

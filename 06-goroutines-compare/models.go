@@ -1,3 +1,5 @@
+//go:build unix
+
 // models.go holds the two other ways -model can run each request, the ones
 // the notes' summary (总结) names besides asynchronous I/O: a thread per
 // request (-model threads) and a process per request (-model processes).

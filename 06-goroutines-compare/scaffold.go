@@ -1,3 +1,5 @@
+//go:build unix
+
 // scaffold.go is the same, byte for byte, in every stage (a test checks it), so
 // `make diff` never shows it. It holds everything that does not change from one
 // stage to the next: the command line, the requests to send, reading an HTTP
