@@ -46,7 +46,7 @@ func fetchAll(rn *run) {
 	for _, r := range rn.requests {
 		r.begin()
 		if rn.timeLeft() == 0 {
-			r.finish(r.timedOut("before it started"))
+			r.finish(r.notStarted())
 			continue
 		}
 		r.finish(fetch(r))
@@ -74,38 +74,72 @@ func fetch(r *request) error {
 }
 
 // connect calls connect(2), which sends the SYN and sleeps until the
-// handshake is done, or fails (ECONNREFUSED when nothing listens there). With
-// a timeout set (SO_SNDTIMEO), a signal interrupts it (EINTR): calling it
-// again waits for the same handshake. When the time runs out, it gives up
-// with EINPROGRESS (EALREADY if it was called again): the handshake is still
-// going on, and it is too late to wait for it.
+// handshake is done, or fails (ECONNREFUSED when nothing listens there).
+// With a timeout set (SO_SNDTIMEO), it gives up with EINPROGRESS when the
+// time runs out: the handshake is still going on, and it is too late to wait.
+//
+// A signal can interrupt the sleep (EINTR), and the handshake goes on
+// without the call. Calling connect again is not the way to wait for it:
+// POSIX says a second call fails at once with EALREADY while the handshake
+// goes on (Linux happens to wait again; macOS and FreeBSD do not). So the
+// stage does what Go's net package does (connect in net/fd_unix.go): it
+// waits until the socket is writable, then asks how the handshake ended.
 func connect(r *request, fd int) error {
-	for {
-		if err := sleepAtMost(r, fd, unix.SO_SNDTIMEO, "connecting"); err != nil {
-			return err
-		}
-		err := unix.Connect(fd, r.addr)
-		r.record("connect", 0, err)
-		switch err {
-		case nil:
-			return nil
-		case unix.EINTR:
-			continue // a signal arrived during the handshake: wait for it again
-		case unix.EINPROGRESS, unix.EALREADY:
-			return r.timedOut("connecting")
-		}
-		return fmt.Errorf("connect to %s: %w", r.target, err)
+	if err := setTimeout(r, fd, unix.SO_SNDTIMEO, "connecting"); err != nil {
+		return err
 	}
+	err := unix.Connect(fd, r.addr)
+	r.record("connect", 0, err)
+	switch err {
+	case nil:
+		return nil
+	case unix.EINTR:
+		return waitConnected(r, fd) // a signal arrived during the handshake
+	case unix.EINPROGRESS:
+		return r.timedOut("connecting") // SO_SNDTIMEO ran out
+	}
+	return fmt.Errorf("connect to %s: %w", r.target, err)
 }
 
-// sleepAtMost sets how long the next blocking call on fd may sleep: the time
+// waitConnected waits for a handshake that a signal took connect away from.
+// poll(2) sleeps until the socket is writable, which it becomes when the
+// handshake has ended, well or not, or until -deadline. getsockopt(2)
+// SO_ERROR then says how it ended: 0 is connected, anything else is why not.
+func waitConnected(r *request, fd int) error {
+	for {
+		left := r.rn.timeLeft()
+		if left == 0 {
+			return r.timedOut("connecting")
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		n, err := unix.Poll(fds, int((left+time.Millisecond-1)/time.Millisecond))
+		r.record("poll", n, err)
+		if err != nil && err != unix.EINTR {
+			return fmt.Errorf("poll: %w", err)
+		}
+		if n > 0 {
+			break // writable: the handshake is over
+		}
+	}
+	soErr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	r.record("getsockopt", soErr, err)
+	if err != nil {
+		return fmt.Errorf("getsockopt SO_ERROR: %w", err)
+	}
+	if soErr != 0 {
+		return fmt.Errorf("connect to %s: %w", r.target, unix.Errno(soErr))
+	}
+	return nil
+}
+
+// setTimeout sets how long the next blocking call on fd may sleep: the time
 // left before -deadline. The option SO_SNDTIMEO bounds connect(2) and
 // write(2), SO_RCVTIMEO bounds read(2). A blocking call has no timeout
 // argument, so the stage sets this socket option again before every call,
 // each time with less time left; stages 03-05 hand the time left to their one
 // wait call (select, epoll_wait) instead. Once no time is left, the request
 // has timed out: doing says what it was doing.
-func sleepAtMost(r *request, fd int, option int, doing string) error {
+func setTimeout(r *request, fd int, option int, doing string) error {
 	left := r.rn.timeLeft()
 	if left == 0 {
 		return r.timedOut(doing)
@@ -125,7 +159,7 @@ func sleepAtMost(r *request, fd int, option int, doing string) error {
 // sendall does.
 func sendRequest(r *request, fd int) error {
 	for sent := 0; sent < len(r.raw); {
-		if err := sleepAtMost(r, fd, unix.SO_SNDTIMEO, "sending the request"); err != nil {
+		if err := setTimeout(r, fd, unix.SO_SNDTIMEO, "sending the request"); err != nil {
 			return err
 		}
 		n, err := unix.Write(fd, r.raw[sent:])
@@ -143,14 +177,16 @@ func sendRequest(r *request, fd int) error {
 	return nil
 }
 
-// receiveResponse reads until the server closes the connection. With
-// HTTP/1.0 that is how a response ends: read(2) returns 0 (end of file).
+// receiveResponse reads until the response is complete: until the server
+// closes the connection, which is how an HTTP/1.0 response ends (read(2)
+// returns 0, end of file), or until the response's own framing says it is
+// whole (received tells), as from a server that keeps the connection open.
 // Until then each read sleeps until some bytes are there.
 func receiveResponse(r *request, fd int) error {
 	buf := make([]byte, 8192)
 	for {
 		doing := fmt.Sprintf("reading the response (%d bytes so far)", len(r.response))
-		if err := sleepAtMost(r, fd, unix.SO_RCVTIMEO, doing); err != nil {
+		if err := setTimeout(r, fd, unix.SO_RCVTIMEO, doing); err != nil {
 			return err
 		}
 		n, err := unix.Read(fd, buf)
@@ -163,12 +199,11 @@ func receiveResponse(r *request, fd int) error {
 		case err != nil:
 			return fmt.Errorf("read: %w", err)
 		case n == 0:
-			return nil // end of file: the server closed, the response is complete
+			return nil // end of file: the server closed (finish checks the response is whole)
 		}
-		if err := r.checkSize(len(r.response) + n); err != nil {
-			return err // a huge or endless response: stop here (-max-bytes)
+		if complete, err := r.received(buf[:n]); complete || err != nil {
+			return err // whole by its framing, or broken (not HTTP, over -max-bytes…)
 		}
-		r.received(buf[:n])
 	}
 }
 

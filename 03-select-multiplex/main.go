@@ -57,6 +57,10 @@ func fetchAll(rn *run) {
 	var pending []*conn
 	for i, r := range rn.requests {
 		r.begin()
+		if rn.timeLeft() == 0 { // -deadline has passed: start nothing more
+			r.finish(r.notStarted())
+			continue
+		}
 		c, err := start(r)
 		if err != nil {
 			r.finish(err)
@@ -263,7 +267,10 @@ func (c *conn) sendRequest() error {
 	for c.sent < len(c.r.raw) {
 		n, err := unix.Write(c.fd, c.r.raw[c.sent:])
 		c.r.record("write", n, err)
-		if err == unix.EAGAIN || err == unix.EINTR {
+		if err == unix.EINTR {
+			continue // a signal arrived before anything was written: try again
+		}
+		if err == unix.EAGAIN {
 			return nil // the send buffer is full: wait until writable again
 		}
 		if err != nil {
@@ -276,24 +283,28 @@ func (c *conn) sendRequest() error {
 
 // receiveResponse reads whatever has arrived. EAGAIN means "nothing more
 // yet", not "the response is complete": the notes stop there and lose the
-// rest of any response that comes in pieces (their bug 3). Only end of file
-// (read returns 0) ends an HTTP/1.0 response.
+// rest of any response that comes in pieces (their bug 3). A response ends
+// at end of file (read returns 0), which is how an HTTP/1.0 server ends it,
+// or when its own framing says it is whole (received tells): Content-Length
+// bytes of body, or the last chunk, from a server that keeps the connection
+// open.
 func (c *conn) receiveResponse(buf []byte) (done bool, err error) {
 	for {
 		n, err := unix.Read(c.fd, buf)
 		c.r.record("read", n, err)
 		switch {
-		case err == unix.EAGAIN || err == unix.EINTR:
+		case err == unix.EINTR:
+			continue // a signal arrived before any byte did: read again
+		case err == unix.EAGAIN:
 			return false, nil // nothing more has arrived: wait until readable again
 		case err != nil:
 			return false, fmt.Errorf("read: %w", err)
 		case n == 0:
-			return true, nil // end of file: the server closed, the response is complete
+			return true, nil // end of file: the server closed (finish checks the response is whole)
 		}
-		if err := c.r.checkSize(len(c.r.response) + n); err != nil {
-			return false, err // a huge or endless response: stop here (-max-bytes)
+		if complete, err := c.r.received(buf[:n]); complete || err != nil {
+			return complete, err // whole by its framing, or broken (not HTTP, over -max-bytes…)
 		}
-		c.r.received(buf[:n])
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,6 +45,11 @@ type config struct {
 	json     bool          // -json: print one JSON object instead of the text report
 }
 
+// maxRequests bounds -n. Far fewer can be in flight at once (each holds a
+// descriptor, and a process may have some thousands), but every request is
+// kept until the report, and this many keep memory to some tens of MB.
+const maxRequests = 100_000
+
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var cfg config
 	fs := flag.NewFlagSet(stage, flag.ContinueOnError)
@@ -62,8 +68,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
 	}
-	if cfg.n < 1 {
-		return cfg, fmt.Errorf("-n must be at least 1, not %d", cfg.n)
+	if cfg.n < 1 || cfg.n > maxRequests {
+		return cfg, fmt.Errorf("-n must be from 1 to %d, not %d (every request is kept in memory for the report)", maxRequests, cfg.n)
 	}
 	if cfg.delay < 0 {
 		return cfg, fmt.Errorf("-delay must not be negative, not %v", cfg.delay)
@@ -243,17 +249,26 @@ func usage() (cpu time.Duration, maxRSSKB int64) {
 }
 
 // askServerForPeak asks the test server how many requests of this run it was
-// handling at once. Any other server does not know: the peak stays unknown.
+// handling at once. It asks only the project's own test server: the one in
+// this process, or one whose responses carried its mark. Any other server is
+// never sent a request the user did not ask for, and the peak stays unknown.
+// The question is small, its answer is read up to a small size, and it too
+// ends at -deadline: nothing but the report comes after the deadline.
 func (rn *run) askServerForPeak(embedded *testserver.Server) {
-	var stats testserver.Stats
-	var err error
-	if embedded != nil {
-		stats = embedded.Stats(rn.tag)
-	} else if stats, err = testserver.FetchStats(rn.cfg.addr, rn.tag); err != nil {
-		rn.peak, rn.peakNote = -1, "unknown: "+err.Error()
-		return
+	rn.peak = -1
+	switch {
+	case embedded != nil:
+		rn.peak = embedded.Stats(rn.tag).PeakInFlight
+	case !slices.ContainsFunc(rn.requests, func(r *request) bool { return r.marked }):
+		rn.peakNote = "unknown (not the project's test server)"
+	default:
+		stats, err := testserver.FetchStats(rn.cfg.addr, rn.tag, rn.deadline)
+		if err != nil {
+			rn.peakNote = "unknown (" + err.Error() + ")"
+			return
+		}
+		rn.peak = stats.PeakInFlight
 	}
-	rn.peak = stats.PeakInFlight
 }
 
 // record counts a system call that belongs to no one request, such as the
@@ -349,10 +364,12 @@ type request struct {
 
 	start, end time.Duration // since the run started
 	response   []byte        // every byte read, header included
+	parse      framing       // what the response's header says, and how much has come
 	err        error         // why it failed; nil when a complete response arrived
 
-	status int // parsed from the response once it is complete
-	body   []byte
+	status int    // from the response, once it is over
+	body   []byte // its payload; nil when it failed
+	marked bool   // it came from the project's test server (its header says so)
 }
 
 func (rn *run) newRequest(id int, host, path string) *request {
@@ -378,17 +395,22 @@ func (r *request) record(call string, result int, err error) {
 // begin marks the moment the request starts (just before its socket is made).
 func (r *request) begin() { r.start = time.Since(r.rn.start) }
 
-// received keeps bytes that a read returned.
-func (r *request) received(data []byte) { r.response = append(r.response, data...) }
-
-// checkSize fails once a response would grow past -max-bytes. The stage then
-// stops reading and closes, so a server that sends a huge body, or streams
-// forever, fails that request instead of making the process grow without end.
-func (r *request) checkSize(total int) error {
-	if limit := r.rn.cfg.maxBytes; limit > 0 && total > limit {
-		return fmt.Errorf("the response is larger than -max-bytes (%d bytes): stopped reading it", limit)
+// received keeps the bytes a read returned and says whether the response is
+// now complete. A stage calls it after every read that returned bytes, and
+// stops reading once it says complete: the response's framing says so
+// (Content-Length bytes of body, or the last chunk of a chunked body), which
+// matters for a server that keeps the connection open after answering
+// (many ignore "Connection: close"). Otherwise end of file ends the response
+// (see finish). err says why the response cannot be a good one: it is not
+// HTTP, its framing is broken, or it grew past -max-bytes. The stage then
+// stops reading and closes, so a server that streams forever fails that
+// request instead of making the process grow without end.
+func (r *request) received(data []byte) (complete bool, err error) {
+	if limit := r.rn.cfg.maxBytes; limit > 0 && len(r.response)+len(data) > limit {
+		return false, fmt.Errorf("the response is larger than -max-bytes (%d bytes): stopped reading it", limit)
 	}
-	return nil
+	r.response = append(r.response, data...)
+	return r.parse.more(r.response)
 }
 
 // errTimedOut is in the error of every request that -deadline ended.
@@ -396,21 +418,28 @@ var errTimedOut = errors.New("timed out")
 
 // timedOut is the error of a request still going when -deadline passes.
 // doing says what it was waiting for: "connecting", "sending the request",
-// "reading the response (120 bytes so far)", "before it started".
+// "reading the response (120 bytes so far)".
 func (r *request) timedOut(doing string) error {
 	return fmt.Errorf("%w %s: the run's -deadline of %v passed", errTimedOut, doing, r.rn.cfg.deadline)
 }
 
+// notStarted is the error of a request whose turn came after -deadline had
+// passed: nothing is started after the deadline.
+func (r *request) notStarted() error {
+	return fmt.Errorf("not started: the run's -deadline of %v passed", r.rn.cfg.deadline)
+}
+
 // finish marks the request done: err says why it failed, or nil once the
-// server closed the connection after its response. The response is checked
-// only then: with HTTP/1.0 the end of the stream is the end of the response.
+// stage has read to its end: end of file, or what received called complete.
 func (r *request) finish(err error) {
 	r.end = time.Since(r.rn.start)
 	if err == nil {
-		r.status, r.body, err = parseResponse(r.response)
+		err = r.parse.atEnd(r.response)
 	}
+	r.status, r.body, r.marked = r.parse.status, r.parse.body, r.parse.marked
 	if err != nil {
 		r.err = fmt.Errorf("%w%s", err, hint(err))
+		r.body = nil
 	}
 }
 
@@ -427,61 +456,237 @@ func hint(err error) string {
 		return " (the server did not answer the TCP handshake)"
 	case errors.Is(err, unix.EHOSTUNREACH), errors.Is(err, unix.ENETUNREACH):
 		return " (no route to that address)"
+	case errors.Is(err, unix.EADDRNOTAVAIL):
+		return " (no local port left to connect from: too many connections to one server at once)"
+	case errors.Is(err, unix.EMFILE):
+		var limit unix.Rlimit
+		_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &limit) // on failure the limit shows as 0
+		return fmt.Sprintf(" (this process may have %d descriptors open at once, its RLIMIT_NOFILE: ask for fewer requests with -n, use a standalone server (make server) so that each request holds one descriptor instead of two, or raise the limit with ulimit -n)", limit.Cur)
+	case errors.Is(err, unix.ENFILE):
+		return " (the whole system is out of file descriptors: see /proc/sys/fs/file-max)"
 	}
 	return ""
 }
 
-// parseResponse checks that raw is a whole HTTP response and returns its status
-// code and body. It never panics, whatever the bytes.
-func parseResponse(raw []byte) (status int, body []byte, err error) {
-	if len(raw) == 0 {
-		return 0, nil, errors.New("the server closed the connection without sending anything")
-	}
-	if !isStatusLine(raw) {
-		return 0, nil, fmt.Errorf("the server's answer is not HTTP: it starts with %q", first(raw, 24))
-	}
-	status, _ = strconv.Atoi(string(raw[9:12]))
-	header, body, found := bytes.Cut(raw, []byte("\r\n\r\n"))
-	if !found {
-		return status, nil, fmt.Errorf("the response ended inside its header (%d bytes, no blank line)", len(raw))
-	}
-	if want, ok := contentLength(string(header)); ok && len(body) < want {
-		return status, nil, fmt.Errorf("the response was cut short: Content-Length says %d bytes, %d arrived", want, len(body))
-	}
-	return status, body, nil
+// ---------------------------------------------------------------------------
+// Reading an HTTP response, as a careful HTTP/1.0 client does (RFC 9112).
+
+// framing follows one response as its bytes arrive: where its header ends,
+// what it says about the body, and how much of the body is there. It never
+// looks at a byte twice, so a response that comes in thousands of pieces
+// costs no more to follow than one that comes whole.
+type framing struct {
+	scanned   int    // the header has been read up to here: the start of its unfinished line
+	bodyStart int    // where the body starts; 0 while the header has not ended
+	status    int    // from the status line
+	length    int    // Content-Length; -1 when there is none
+	encoded   bool   // a Transfer-Encoding: the body is not Content-Length bytes
+	chunked   bool   // the last transfer coding is chunked: the body comes in chunks, each with its size
+	noBody    bool   // a 1xx, 204 or 304 response: it ends with its header
+	marked    bool   // the header says the project's test server sent it
+	body      []byte // the payload: for a chunked body, the chunks' bytes without their framing
+	complete  bool   // the framing says the response has ended
+
+	chunkAt   int  // chunked: how far the body has been decoded
+	chunkLeft int  // chunked: bytes of this chunk still to come; -1 when its line end comes next
+	inTrailer bool // chunked: the last chunk has come; trailer lines follow, then an empty line
 }
 
-// isStatusLine reports whether raw starts like "HTTP/1.0 200": a status
-// code is three digits, the first from 1 to 9.
-func isStatusLine(raw []byte) bool {
-	if len(raw) < 12 || !strings.HasPrefix(string(raw[:5]), "HTTP/") || raw[8] != ' ' || raw[9] == '0' {
-		return false
+// more looks at the bytes that have arrived (all of them, raw) and says
+// whether the response is complete, or what is wrong with it.
+func (f *framing) more(raw []byte) (complete bool, err error) {
+	if f.complete {
+		return true, fmt.Errorf("the server sent %d more bytes after a complete response", len(raw)-f.end())
 	}
-	for _, c := range raw[9:12] {
-		if c < '0' || c > '9' {
+	if f.bodyStart == 0 {
+		if err := f.readHeader(raw); err != nil || f.bodyStart == 0 {
+			return false, err // broken, or the header has not ended yet
+		}
+	}
+	switch {
+	case f.noBody:
+		f.complete = true
+	case f.chunked:
+		if err := f.readChunks(raw); err != nil {
+			return false, err
+		}
+	case f.length >= 0 && !f.encoded:
+		f.body = raw[f.bodyStart:min(len(raw), f.bodyStart+f.length)]
+		f.complete = len(f.body) == f.length
+	default:
+		f.body = raw[f.bodyStart:] // no framing: the body ends at end of file
+	}
+	if f.complete && len(raw) > f.end() {
+		return false, fmt.Errorf("the server sent %d bytes more than the response it framed (%s)", len(raw)-f.end(), f.framedAs())
+	}
+	return f.complete, nil
+}
+
+// end is where a complete response ends in the bytes received.
+func (f *framing) end() int {
+	if f.chunked {
+		return f.chunkAt
+	}
+	return f.bodyStart + len(f.body)
+}
+
+func (f *framing) framedAs() string {
+	switch {
+	case f.noBody:
+		return fmt.Sprintf("a %d response has no body", f.status)
+	case f.chunked:
+		return "its chunked body had ended"
+	}
+	return fmt.Sprintf("Content-Length: %d", f.length)
+}
+
+// atEnd is called when the stage has stopped reading without an error: at
+// end of file, or because more said complete. It says whether what arrived
+// is a whole response.
+func (f *framing) atEnd(raw []byte) error {
+	switch {
+	case f.complete:
+		return nil
+	case len(raw) == 0:
+		return errors.New("the server closed the connection without sending anything")
+	case f.bodyStart == 0:
+		return fmt.Errorf("the response ended inside its header (%d bytes, no blank line)", len(raw))
+	case f.chunked:
+		return fmt.Errorf("the response was cut short: its chunked body ended before the last chunk (%d bytes of payload arrived)", len(f.body))
+	case f.length >= 0 && !f.encoded:
+		return fmt.Errorf("the response was cut short: Content-Length says %d bytes, %d arrived", f.length, len(f.body))
+	}
+	f.complete = true // no framing: end of file is the end of the body
+	return nil
+}
+
+// readHeader reads the header lines that have arrived whole. The first is
+// the status line; the header ends at an empty line. A line may end in CRLF
+// or, as RFC 9112 lets a recipient accept, in a bare LF.
+func (f *framing) readHeader(raw []byte) error {
+	if !couldBeStatusLine(raw) {
+		return fmt.Errorf("the server's answer is not HTTP: it starts with %q", raw[:min(len(raw), 24)])
+	}
+	for {
+		lineEnd := bytes.IndexByte(raw[f.scanned:], '\n')
+		if lineEnd < 0 {
+			return nil // the rest of this line has not arrived yet
+		}
+		line := bytes.TrimSuffix(raw[f.scanned:f.scanned+lineEnd], []byte("\r"))
+		first := f.scanned == 0
+		f.scanned += lineEnd + 1
+		switch {
+		case first:
+			f.length = -1
+			f.status, _ = strconv.Atoi(string(line[9:12])) // couldBeStatusLine checked the digits
+			f.noBody = f.status < 200 || f.status == 204 || f.status == 304
+		case len(line) == 0:
+			f.bodyStart = f.scanned
+			f.chunkAt = f.scanned
+			return nil
+		default:
+			if err := f.headerField(string(line)); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// couldBeStatusLine tells whether raw can be the start of a status line such
+// as "HTTP/1.1 200 OK": it checks as many of the first 13 bytes as have
+// arrived, so bytes that are not HTTP fail at once, not at end of file.
+func couldBeStatusLine(raw []byte) bool {
+	const shape = "HTTP/9.9 999 " // 9: a digit
+	for i := 0; i < min(len(raw), len(shape)); i++ {
+		c := raw[i]
+		switch {
+		case shape[i] != '9':
+			if c != shape[i] && !(i == 12 && (c == '\r' || c == '\n')) { // the reason phrase may be missing
+				return false
+			}
+		case c < '0' || c > '9', i == 9 && c == '0': // a status code starts with 1-9
 			return false
 		}
 	}
 	return true
 }
 
-// contentLength finds a Content-Length header, if the server sent one.
-func contentLength(header string) (int, bool) {
-	for _, line := range strings.Split(header, "\r\n")[1:] {
-		name, value, _ := strings.Cut(line, ":")
-		if strings.EqualFold(strings.TrimSpace(name), "Content-Length") {
-			n, err := strconv.Atoi(strings.TrimSpace(value))
-			return n, err == nil && n >= 0
-		}
+// headerField reads one "Name: value" line, for the fields that frame the
+// body, and the test server's mark.
+func (f *framing) headerField(line string) error {
+	if line[0] == ' ' || line[0] == '\t' {
+		return nil // an obsolete continuation of the previous field's value
 	}
-	return 0, false
+	name, value, found := strings.Cut(line, ":")
+	if !found {
+		return fmt.Errorf("the response's header has a line that is not a field: %q", line[:min(len(line), 40)])
+	}
+	value = strings.TrimSpace(value)
+	switch {
+	case strings.EqualFold(name, "Transfer-Encoding"):
+		codings := strings.Split(value, ",")
+		f.encoded = true // Content-Length no longer frames the body (RFC 9112, 6.3)
+		f.chunked = strings.EqualFold(strings.TrimSpace(codings[len(codings)-1]), "chunked")
+	case strings.EqualFold(name, "Content-Length"):
+		for _, v := range strings.Split(value, ",") { // "5, 5" is allowed: the same length twice
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < 0 {
+				return fmt.Errorf("the response's Content-Length %q is not a length", value)
+			}
+			if f.length >= 0 && n != f.length {
+				return fmt.Errorf("the response gives two different Content-Lengths (%d and %d)", f.length, n)
+			}
+			f.length = n
+		}
+	case strings.EqualFold(name, testserver.MarkHeader):
+		f.marked = value == testserver.MarkValue
+	}
+	return nil
 }
 
-func first(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[:n]
+// readChunks decodes what has arrived of a chunked body: each chunk is its
+// size in hex on a line of its own (perhaps with ";extensions"), the bytes,
+// and a line end; a chunk of size 0 is the last, followed by optional trailer
+// fields and an empty line. Only the chunks' bytes are the body.
+func (f *framing) readChunks(raw []byte) error {
+	for !f.complete {
+		if f.chunkLeft > 0 { // inside a chunk's bytes
+			take := min(f.chunkLeft, len(raw)-f.chunkAt)
+			if take == 0 {
+				return nil
+			}
+			f.body = append(f.body, raw[f.chunkAt:f.chunkAt+take]...)
+			f.chunkAt += take
+			f.chunkLeft -= take
+			if f.chunkLeft == 0 {
+				f.chunkLeft = -1 // the line end after the chunk's bytes comes next
+			}
+			continue
+		}
+		lineEnd := bytes.IndexByte(raw[f.chunkAt:], '\n')
+		if lineEnd < 0 {
+			return nil // the line has not arrived whole yet
+		}
+		line := string(bytes.TrimSuffix(raw[f.chunkAt:f.chunkAt+lineEnd], []byte("\r")))
+		f.chunkAt += lineEnd + 1
+		switch {
+		case f.chunkLeft == -1: // the end of a chunk's bytes
+			if line != "" {
+				return fmt.Errorf("the response's chunked body is broken: a chunk is longer than its size says")
+			}
+			f.chunkLeft = 0
+		case f.inTrailer:
+			f.complete = line == "" // trailer fields are skipped; an empty line ends the body
+		default: // a chunk's size line
+			size, _, _ := strings.Cut(line, ";")
+			n, err := strconv.ParseInt(strings.TrimSpace(size), 16, 32)
+			if err != nil || n < 0 {
+				return fmt.Errorf("the response's chunked body is broken: %q is not a chunk size", line[:min(len(line), 40)])
+			}
+			f.chunkLeft, f.inTrailer = int(n), n == 0
+		}
 	}
-	return b
+	return nil
 }
 
 // ---------------------------------------------------------------------------
@@ -596,7 +801,7 @@ func (rn *run) spans() []testserver.Span {
 
 func (rn *run) peakText() string {
 	if rn.peak < 0 {
-		return "unknown (not the project's test server)"
+		return rn.peakNote
 	}
 	return strconv.Itoa(rn.peak)
 }

@@ -59,8 +59,7 @@ func fetchAll(rn *run) {
 	for _, r := range rn.requests {
 		r.begin()
 		loop.Add(r, func(response []byte, err error) {
-			r.received(response)
-			r.finish(err)
+			r.finish(err) // the response is r's own: received kept it as it came
 		})
 	}
 	loop.Run()
@@ -70,9 +69,10 @@ func fetchAll(rn *run) {
 // when it is over (the notes' Nb).
 type eventLoop struct {
 	rn      *run
-	pending []*conn
-	full    bool   // a descriptor reached FD_SETSIZE: Add starts no more requests
-	buf     []byte // one buffer serves every socket: the loop reads one at a time
+	pending []*conn // the requests the loop is driving
+	added   []*conn // started by Add since the last round: they join pending at the next
+	full    bool    // a descriptor reached FD_SETSIZE: Add starts no more requests
+	buf     []byte  // one buffer serves every socket: the loop reads one at a time
 }
 
 func newEventLoop(rn *run) *eventLoop {
@@ -81,8 +81,15 @@ func newEventLoop(rn *run) *eventLoop {
 
 // Add starts a request: it makes the socket and starts connecting (the notes'
 // add). When that already fails, the callback is called at once with the
-// error; otherwise Run calls it later.
+// error; otherwise Run calls it later. Add may be called before Run or from
+// a callback while Run runs: a request added during a round joins the loop
+// at the next one, so that a round never changes the list it walks through.
+// Once -deadline has passed, Add starts nothing.
 func (l *eventLoop) Add(r *request, callback func(response []byte, err error)) {
+	if l.rn.timeLeft() == 0 {
+		callback(nil, r.notStarted())
+		return
+	}
 	if l.full {
 		callback(nil, errFDSetFull) // select can watch no more sockets: start no more
 		return
@@ -94,7 +101,7 @@ func (l *eventLoop) Add(r *request, callback func(response []byte, err error)) {
 		return
 	}
 	c.callback = callback
-	l.pending = append(l.pending, c)
+	l.added = append(l.added, c)
 }
 
 // Run sleeps in select until some sockets are ready, gives each ready request
@@ -102,21 +109,23 @@ func (l *eventLoop) Add(r *request, callback func(response []byte, err error)) {
 // -deadline has passed. A failure ends its own request (and calls its
 // callback), never the loop.
 func (l *eventLoop) Run() {
-	for len(l.pending) > 0 {
+	for len(l.pending)+len(l.added) > 0 {
+		l.pending = append(l.pending, l.added...) // the requests added since the last round
+		l.added = l.added[:0]
 		if l.rn.timeLeft() == 0 { // -deadline has passed: end every request still going
 			for _, c := range l.pending {
 				c.end(c.timedOut())
 			}
-			l.pending = nil
-			return
+			l.pending = l.pending[:0]
+			continue // a callback's Add has started nothing: the loop ends
 		}
 		readable, writable, err := l.waitUntilReady()
 		if err != nil { // select itself failed: no request can go on
 			for _, c := range l.pending {
 				c.end(err)
 			}
-			l.pending = nil
-			return
+			l.pending = l.pending[:0]
+			continue // requests their callbacks added get a try of their own
 		}
 		unfinished := l.pending[:0] // filtered in place: a new slice every round would be garbage
 		for _, c := range l.pending {
@@ -186,7 +195,6 @@ type conn struct {
 	fd        int
 	connected bool                             // the TCP handshake has finished
 	sent      int                              // how many bytes of the request have been written
-	response  []byte                           // every byte read so far
 	callback  func(response []byte, err error) // called once, when the request is over
 }
 
@@ -200,7 +208,7 @@ func (c *conn) fileno() int {
 // passes here exactly once, whether it succeeded or not.
 func (c *conn) end(err error) {
 	closeSocket(c.r, c.fd)
-	c.callback(c.response, err)
+	c.callback(c.r.response, err)
 }
 
 // timedOut is the error of a request still going when -deadline passes:
@@ -212,7 +220,7 @@ func (c *conn) timedOut() error {
 	case c.sent < len(c.r.raw):
 		return c.r.timedOut("sending the request")
 	}
-	return c.r.timedOut(fmt.Sprintf("reading the response (%d bytes so far)", len(c.response)))
+	return c.r.timedOut(fmt.Sprintf("reading the response (%d bytes so far)", len(c.r.response)))
 }
 
 // start makes a nonblocking socket and starts connecting it.
@@ -305,7 +313,10 @@ func (c *conn) sendRequest() error {
 	for c.sent < len(c.r.raw) {
 		n, err := unix.Write(c.fd, c.r.raw[c.sent:])
 		c.r.record("write", n, err)
-		if err == unix.EAGAIN || err == unix.EINTR {
+		if err == unix.EINTR {
+			continue // a signal arrived before anything was written: try again
+		}
+		if err == unix.EAGAIN {
 			return nil // the send buffer is full: wait until writable again
 		}
 		if err != nil {
@@ -318,24 +329,28 @@ func (c *conn) sendRequest() error {
 
 // receiveResponse reads whatever has arrived. EAGAIN means "nothing more
 // yet", not "the response is complete": the notes stop there and lose the
-// rest of any response that comes in pieces (their bug 3). Only end of file
-// (read returns 0) ends an HTTP/1.0 response.
+// rest of any response that comes in pieces (their bug 3). A response ends
+// at end of file (read returns 0), which is how an HTTP/1.0 server ends it,
+// or when its own framing says it is whole (received tells): Content-Length
+// bytes of body, or the last chunk, from a server that keeps the connection
+// open.
 func (c *conn) receiveResponse(buf []byte) (done bool, err error) {
 	for {
 		n, err := unix.Read(c.fd, buf)
 		c.r.record("read", n, err)
 		switch {
-		case err == unix.EAGAIN || err == unix.EINTR:
+		case err == unix.EINTR:
+			continue // a signal arrived before any byte did: read again
+		case err == unix.EAGAIN:
 			return false, nil // nothing more has arrived: wait until readable again
 		case err != nil:
 			return false, fmt.Errorf("read: %w", err)
 		case n == 0:
-			return true, nil // end of file: the server closed, the response is complete
+			return true, nil // end of file: the server closed (finish checks the response is whole)
 		}
-		if err := c.r.checkSize(len(c.response) + n); err != nil {
-			return false, err // a huge or endless response: stop here (-max-bytes)
+		if complete, err := c.r.received(buf[:n]); complete || err != nil {
+			return complete, err // whole by its framing, or broken (not HTTP, over -max-bytes…)
 		}
-		c.response = append(c.response, buf[:n]...)
 	}
 }
 

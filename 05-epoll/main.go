@@ -78,8 +78,7 @@ func fetchAll(rn *run) {
 	for i, r := range rn.requests {
 		r.begin()
 		loop.Add(r, func(response []byte, err error) {
-			r.received(response)
-			r.finish(err)
+			r.finish(err) // the response is r's own: received kept it as it came
 		})
 		if (i+1)%startBatch == 0 {
 			loop.Poll()
@@ -124,7 +123,12 @@ func (l *eventLoop) Close() {
 // Add starts a request: it makes the socket, starts connecting (the notes'
 // add) and adds the socket to the epoll set. When that already fails, the
 // callback is called at once with the error; otherwise Run calls it later.
+// Once -deadline has passed, Add starts nothing.
 func (l *eventLoop) Add(r *request, callback func(response []byte, err error)) {
+	if l.rn.timeLeft() == 0 {
+		callback(nil, r.notStarted())
+		return
+	}
 	c, err := start(r)
 	if err != nil {
 		callback(nil, err)
@@ -265,7 +269,6 @@ type conn struct {
 	fd        int
 	connected bool                             // the TCP handshake has finished
 	sent      int                              // how many bytes of the request have been written
-	response  []byte                           // every byte read so far
 	callback  func(response []byte, err error) // called once, when the request is over
 	watching  uint32                           // the epoll events it is watched for; 0 before ADD
 }
@@ -280,7 +283,7 @@ func (c *conn) fileno() int {
 // passes here exactly once, whether it succeeded or not.
 func (c *conn) end(err error) {
 	closeSocket(c.r, c.fd)
-	c.callback(c.response, err)
+	c.callback(c.r.response, err)
 }
 
 // timedOut is the error of a request still going when -deadline passes:
@@ -292,7 +295,7 @@ func (c *conn) timedOut() error {
 	case c.sent < len(c.r.raw):
 		return c.r.timedOut("sending the request")
 	}
-	return c.r.timedOut(fmt.Sprintf("reading the response (%d bytes so far)", len(c.response)))
+	return c.r.timedOut(fmt.Sprintf("reading the response (%d bytes so far)", len(c.r.response)))
 }
 
 // start makes a nonblocking socket and starts connecting it.
@@ -381,7 +384,10 @@ func (c *conn) sendRequest() error {
 	for c.sent < len(c.r.raw) {
 		n, err := unix.Write(c.fd, c.r.raw[c.sent:])
 		c.r.record("write", n, err)
-		if err == unix.EAGAIN || err == unix.EINTR {
+		if err == unix.EINTR {
+			continue // a signal arrived before anything was written: try again
+		}
+		if err == unix.EAGAIN {
 			return nil // the send buffer is full: wait until writable again
 		}
 		if err != nil {
@@ -394,24 +400,28 @@ func (c *conn) sendRequest() error {
 
 // receiveResponse reads whatever has arrived. EAGAIN means "nothing more
 // yet", not "the response is complete": the notes stop there and lose the
-// rest of any response that comes in pieces (their bug 3). Only end of file
-// (read returns 0) ends an HTTP/1.0 response.
+// rest of any response that comes in pieces (their bug 3). A response ends
+// at end of file (read returns 0), which is how an HTTP/1.0 server ends it,
+// or when its own framing says it is whole (received tells): Content-Length
+// bytes of body, or the last chunk, from a server that keeps the connection
+// open.
 func (c *conn) receiveResponse(buf []byte) (done bool, err error) {
 	for {
 		n, err := unix.Read(c.fd, buf)
 		c.r.record("read", n, err)
 		switch {
-		case err == unix.EAGAIN || err == unix.EINTR:
+		case err == unix.EINTR:
+			continue // a signal arrived before any byte did: read again
+		case err == unix.EAGAIN:
 			return false, nil // nothing more has arrived: wait until readable again
 		case err != nil:
 			return false, fmt.Errorf("read: %w", err)
 		case n == 0:
-			return true, nil // end of file: the server closed, the response is complete
+			return true, nil // end of file: the server closed (finish checks the response is whole)
 		}
-		if err := c.r.checkSize(len(c.response) + n); err != nil {
-			return false, err // a huge or endless response: stop here (-max-bytes)
+		if complete, err := c.r.received(buf[:n]); complete || err != nil {
+			return complete, err // whole by its framing, or broken (not HTTP, over -max-bytes…)
 		}
-		c.response = append(c.response, buf[:n]...)
 	}
 }
 

@@ -64,8 +64,7 @@ func fetchAll(rn *run) {
 	for i, r := range rn.requests {
 		r.begin()
 		loop.Add(r, func(response []byte, err error) {
-			r.received(response)
-			r.finish(err)
+			r.finish(err) // the response is r's own: received kept it as it came
 		})
 		if (i+1)%startBatch == 0 {
 			loop.Poll()
@@ -89,16 +88,23 @@ type eventLoop struct {
 	buf     []byte          // one buffer serves every socket: the loop reads one at a time
 }
 
-// newEventLoop makes the kqueue with kqueue(2). It takes no flags, so there
-// is no close-on-exec to ask for as epoll_create1 does, and none is needed:
-// fork(2) does not copy a kqueue into the child, so no program this one
-// might start can hold it. (The Go runtime sets FD_CLOEXEC on its own kqueue
-// all the same, with one more fcntl.)
+// newEventLoop makes the kqueue with kqueue(2). It takes no flags, so the
+// close-on-exec that epoll_create1 sets with EPOLL_CLOEXEC takes one more
+// call here, fcntl(2) F_SETFD FD_CLOEXEC, as the Go runtime does for its own
+// kqueue (runtime/netpoll_kqueue.go). fork(2) does not copy a kqueue into a
+// child, but a descriptor without FD_CLOEXEC would still be open in any
+// program this process itself went on to exec.
 func newEventLoop(rn *run) (*eventLoop, error) {
 	kq, err := unix.Kqueue()
 	rn.record("kqueue", kq, err)
 	if err != nil {
 		return nil, fmt.Errorf("kqueue: %w", err)
+	}
+	_, err = unix.FcntlInt(uintptr(kq), unix.F_SETFD, unix.FD_CLOEXEC)
+	rn.record("fcntl", 0, err)
+	if err != nil {
+		unix.Close(kq)
+		return nil, fmt.Errorf("fcntl FD_CLOEXEC: %w", err)
 	}
 	l := &eventLoop{rn: rn, kq: kq, pending: map[int]*conn{}, events: make([]unix.Kevent_t, 256), buf: make([]byte, 8192)}
 	return l, nil
@@ -113,7 +119,12 @@ func (l *eventLoop) Close() {
 // Add starts a request: it makes the socket, starts connecting (the notes'
 // add) and adds the socket to the kqueue. When that already fails, the
 // callback is called at once with the error; otherwise Run calls it later.
+// Once -deadline has passed, Add starts nothing.
 func (l *eventLoop) Add(r *request, callback func(response []byte, err error)) {
+	if l.rn.timeLeft() == 0 {
+		callback(nil, r.notStarted())
+		return
+	}
 	c, err := start(r)
 	if err != nil {
 		callback(nil, err)
@@ -278,7 +289,6 @@ type conn struct {
 	fd        int
 	connected bool                             // the TCP handshake has finished
 	sent      int                              // how many bytes of the request have been written
-	response  []byte                           // every byte read so far
 	callback  func(response []byte, err error) // called once, when the request is over
 	watching  int                              // the kqueue filter it is watched with; 0 before EV_ADD
 }
@@ -293,7 +303,7 @@ func (c *conn) fileno() int {
 // passes here exactly once, whether it succeeded or not.
 func (c *conn) end(err error) {
 	closeSocket(c.r, c.fd)
-	c.callback(c.response, err)
+	c.callback(c.r.response, err)
 }
 
 // timedOut is the error of a request still going when -deadline passes:
@@ -305,7 +315,7 @@ func (c *conn) timedOut() error {
 	case c.sent < len(c.r.raw):
 		return c.r.timedOut("sending the request")
 	}
-	return c.r.timedOut(fmt.Sprintf("reading the response (%d bytes so far)", len(c.response)))
+	return c.r.timedOut(fmt.Sprintf("reading the response (%d bytes so far)", len(c.r.response)))
 }
 
 // start makes a nonblocking socket and starts connecting it.
@@ -394,7 +404,10 @@ func (c *conn) sendRequest() error {
 	for c.sent < len(c.r.raw) {
 		n, err := unix.Write(c.fd, c.r.raw[c.sent:])
 		c.r.record("write", n, err)
-		if err == unix.EAGAIN || err == unix.EINTR {
+		if err == unix.EINTR {
+			continue // a signal arrived before anything was written: try again
+		}
+		if err == unix.EAGAIN {
 			return nil // the send buffer is full: wait until writable again
 		}
 		if err != nil {
@@ -407,24 +420,28 @@ func (c *conn) sendRequest() error {
 
 // receiveResponse reads whatever has arrived. EAGAIN means "nothing more
 // yet", not "the response is complete": the notes stop there and lose the
-// rest of any response that comes in pieces (their bug 3). Only end of file
-// (read returns 0) ends an HTTP/1.0 response.
+// rest of any response that comes in pieces (their bug 3). A response ends
+// at end of file (read returns 0), which is how an HTTP/1.0 server ends it,
+// or when its own framing says it is whole (received tells): Content-Length
+// bytes of body, or the last chunk, from a server that keeps the connection
+// open.
 func (c *conn) receiveResponse(buf []byte) (done bool, err error) {
 	for {
 		n, err := unix.Read(c.fd, buf)
 		c.r.record("read", n, err)
 		switch {
-		case err == unix.EAGAIN || err == unix.EINTR:
+		case err == unix.EINTR:
+			continue // a signal arrived before any byte did: read again
+		case err == unix.EAGAIN:
 			return false, nil // nothing more has arrived: wait until readable again
 		case err != nil:
 			return false, fmt.Errorf("read: %w", err)
 		case n == 0:
-			return true, nil // end of file: the server closed, the response is complete
+			return true, nil // end of file: the server closed (finish checks the response is whole)
 		}
-		if err := c.r.checkSize(len(c.response) + n); err != nil {
-			return false, err // a huge or endless response: stop here (-max-bytes)
+		if complete, err := c.r.received(buf[:n]); complete || err != nil {
+			return complete, err // whole by its framing, or broken (not HTTP, over -max-bytes…)
 		}
-		c.response = append(c.response, buf[:n]...)
 	}
 }
 
