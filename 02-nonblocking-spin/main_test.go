@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -141,19 +142,48 @@ func TestNotesConnectRace(t *testing.T) {
 	}
 }
 
-// slowHandshakeServer is a black hole (scaffold_test.go) that can make room:
-// until then the kernel drops every SYN to it.
+// slowHandshakeServer is a black hole that can make room: a listening
+// socket whose accept queue (backlog 0: room for one) is filled at once by a
+// connection it does not accept, so the kernel drops every SYN that comes
+// after, until makeRoom accepts the filler. (testserver.BlackHole is the same
+// hole without the room; this test needs the socket itself, to accept.)
 type slowHandshakeServer struct {
-	*blackHole
-	sockaddr *unix.SockaddrInet4 // its address, as unix.Connect takes it
+	fd       int                 // the listening socket
+	addr     *net.TCPAddr        // its address
+	sockaddr *unix.SockaddrInet4 // the same, as unix.Connect takes it
+	filler   net.Conn            // the connection that fills the queue
 	received chan string         // the request of the connection after the filler
 }
 
 func newSlowHandshakeServer(t *testing.T) *slowHandshakeServer {
 	t.Helper()
-	hole := newBlackHole(t)
-	sa := &unix.SockaddrInet4{Port: hole.addr.Port, Addr: [4]byte{127, 0, 0, 1}}
-	return &slowHandshakeServer{blackHole: hole, sockaddr: sa, received: make(chan string, 1)}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &slowHandshakeServer{fd: fd, received: make(chan string, 1)}
+	t.Cleanup(func() {
+		if s.filler != nil {
+			s.filler.Close()
+		}
+		unix.Close(fd)
+	})
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.sockaddr = &unix.SockaddrInet4{Port: sa.(*unix.SockaddrInet4).Port, Addr: [4]byte{127, 0, 0, 1}}
+	s.addr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: s.sockaddr.Port}
+	if s.filler, err = net.Dial("tcp", s.addr.String()); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // makeRoom accepts the filler, so the next SYN gets its handshake, then

@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -75,12 +76,7 @@ type outcome struct {
 func clientOutcomes(rn *run) []outcome {
 	var out []outcome
 	for _, r := range rn.requests {
-		sum := ""
-		if len(r.body) > 0 {
-			h := sha256.Sum256(r.body)
-			sum = hex.EncodeToString(h[:])
-		}
-		out = append(out, outcome{ID: strconv.Itoa(r.id), Status: r.status, Bytes: len(r.body), SHA256: sum, Failed: r.err != nil})
+		out = append(out, outcome{ID: strconv.Itoa(r.id), Status: r.status, Bytes: len(r.body), SHA256: sha(r.body), Failed: r.err != nil})
 	}
 	return out
 }
@@ -244,6 +240,77 @@ func TestBrokenServersGiveClearErrors(t *testing.T) {
 	}
 }
 
+// TestServersNotWrittenHere: answers that ordinary servers give, and that a
+// client which only knows "read until end of file" gets wrong, each beside
+// a good request (see checkServersNotWrittenHere).
+func TestServersNotWrittenHere(t *testing.T) {
+	checkServersNotWrittenHere(t)
+}
+
+// checkServersNotWrittenHere fetches, with -deadline 10s and -max-bytes
+// 1 MiB, one request per way of answering, beside a good one, and checks
+// each outcome: a response that is whole by its framing completes at once
+// (never by timing out at the deadline), with exactly the payload the
+// server sent; what is not HTTP, or never ends, fails alone, saying why.
+func checkServersNotWrittenHere(t *testing.T) {
+	t.Helper()
+	cases := []struct {
+		fault   string
+		what    string // the row of docs/reliability.md
+		want    string // "" for a whole response, else words of the error
+		orWhole bool   // or a whole response: the extra bytes may come after the stage stopped reading
+	}{
+		{"keepalive", "an HTTP/1.1 server that keeps the connection open after a Content-Length response", "", false},
+		{"chunked", "a chunked body (Transfer-Encoding: chunked), the connection kept open", "", false},
+		{"barelf", "a header whose lines end in a bare LF", "", false},
+		{"resetafter", "a reset right after a whole Content-Length response", "", false},
+		{"banner", "a server that greets with an SSH banner and waits", "not HTTP", false},
+		{"endlessheader", "a header that never ends, with -max-bytes 1048576", "larger than -max-bytes (1048576 bytes)", false},
+		{"overlong", "a body longer than its Content-Length", "bytes more than the response it framed", true},
+	}
+	srv := startServer(t)
+	paths := []string{""}
+	for _, c := range cases {
+		paths = append(paths, "/page?fault="+c.fault)
+	}
+	rn := newTestRun(t, srv, 0, paths...)
+	rn.cfg.deadline, rn.cfg.maxBytes = 10*time.Second, 1<<20
+	rn.fetch()
+	record := map[string]testserver.Entry{}
+	for _, e := range settledStats(t, srv, rn.tag).Entries {
+		record[e.ID] = e
+	}
+	if r := rn.requests[0]; r.err != nil || r.status != 200 {
+		t.Errorf("the good request beside them: status %d, error %v", r.status, r.err)
+	}
+	for i, c := range cases {
+		r := rn.requests[i+1]
+		logOutcome(t, c.what, r)
+		switch {
+		case r.err != nil && errors.Is(r.err, errTimedOut):
+			t.Errorf("%s: %v; want it over long before -deadline", c.fault, r.err)
+		case c.want == "" || c.orWhole && r.err == nil:
+			sent := record[strconv.Itoa(r.id)]
+			got := outcome{ID: strconv.Itoa(r.id), Status: r.status, Bytes: len(r.body), SHA256: sha(r.body), Failed: r.err != nil}
+			want := outcome{ID: sent.ID, Status: sent.Status, Bytes: int(sent.BodyBytes), SHA256: sent.BodySHA256}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s: client and server disagree (-server +client), error %v:\n%s", c.fault, r.err, diff)
+			}
+		case r.err == nil || !strings.Contains(r.err.Error(), c.want):
+			t.Errorf("%s: error %v, want one that says %q", c.fault, r.err, c.want)
+		}
+	}
+}
+
+// sha is the hex SHA-256 of a body, "" for none, as the server records it.
+func sha(body []byte) string {
+	if len(body) == 0 {
+		return ""
+	}
+	h := sha256.Sum256(body)
+	return hex.EncodeToString(h[:])
+}
+
 // TestHugeResponsesAreCapped: a server that sends far more than -max-bytes,
 // or never stops sending, fails that request with a clear message once the
 // cap is reached, and the requests beside it complete.
@@ -399,75 +466,22 @@ func stopsAt(t *testing.T, step string, r *request) (stop func()) {
 	t.Helper()
 	switch step {
 	case "handshake":
-		hole := newBlackHole(t)
-		withAddr(r, hole.addr)
-		return hole.close
-	case "request":
-		ln := smallBufferListener(t)
-		accepted := make(chan net.Conn, 1)
-		go func() { // accept, and never read
-			conn, err := ln.Accept()
-			if err == nil {
-				accepted <- conn
-			}
-			close(accepted)
-		}()
-		withAddr(r, ln.Addr().(*net.TCPAddr))
-		r.raw = []byte(largeRequest())
-		return func() {
-			ln.Close()
-			for conn := range accepted {
-				conn.Close()
-			}
+		hole, err := testserver.BlackHole("tcp4")
+		if err != nil {
+			t.Fatal(err)
 		}
+		withAddr(r, hole.Addr())
+		return func() { hole.Close() }
+	case "request":
+		deaf, err := testserver.Deaf("tcp4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		withAddr(r, deaf.Addr())
+		r.raw = []byte(largeRequest())
+		return func() { deaf.Close() }
 	}
 	return func() {}
-}
-
-// blackHole is a listening socket whose accept queue (backlog 0: room for
-// one) is filled at once by a connection it does not accept. The kernel then
-// drops every SYN that comes after, as a firewall would: a connect to it
-// waits, sending its SYN again and again, as long as it is let.
-type blackHole struct {
-	fd     int // the listening socket; -1 once closed
-	addr   *net.TCPAddr
-	filler net.Conn // the connection that fills the queue
-}
-
-func newBlackHole(t *testing.T) *blackHole {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &blackHole{fd: fd}
-	t.Cleanup(h.close)
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.addr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*unix.SockaddrInet4).Port}
-	if h.filler, err = net.Dial("tcp", h.addr.String()); err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
-
-// close closes the filler and the listening socket, once.
-func (h *blackHole) close() {
-	if h.filler != nil {
-		h.filler.Close()
-	}
-	if h.fd >= 0 {
-		unix.Close(h.fd)
-		h.fd = -1
-	}
 }
 
 func TestSignalsCostNoRequest(t *testing.T) {
@@ -583,23 +597,119 @@ func TestJSONSummaryHasEveryField(t *testing.T) {
 }
 
 // TestWorksAgainstAnyHTTPServer points the stage at a server that is not the
-// project's: responses still count, and the peak is reported as unknown.
+// project's: responses still count, the peak is reported as unknown, and the
+// server is sent the requests the user asked for and nothing else (no
+// question for the test server's record).
 func TestWorksAgainstAnyHTTPServer(t *testing.T) {
+	paths := make(chan string, 10)
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths <- r.URL.Path
 		io.WriteString(w, "hello from another server")
 	}))
 	defer other.Close()
+	s := runJSON(t, "-n", "3", "-addr", strings.TrimPrefix(other.URL, "http://"))
+	if s.OK != 3 || s.Bytes != 3*len("hello from another server") || s.PeakInFlight != nil {
+		t.Errorf("ok %d, bytes %d, peak %v; want 3, %d, null", s.OK, s.Bytes, s.PeakInFlight, 3*len("hello from another server"))
+	}
+	other.Close() // every handler has returned
+	close(paths)
+	var asked []string
+	for path := range paths {
+		asked = append(asked, path)
+	}
+	if diff := cmp.Diff([]string{"/page", "/s", "/s"}, asked, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("what the other server was asked (-want +got):\n%s", diff)
+	}
+}
+
+// TestAStandaloneTestServerIsAskedForItsRecord: the project's test server in
+// a process of its own (here: in this one, but reached only through -addr, as
+// make server is) marks its responses, so the stage asks it for the peak.
+func TestAStandaloneTestServerIsAskedForItsRecord(t *testing.T) {
+	srv := startServer(t)
+	s := runJSON(t, "-n", "3", "-delay", "0", "-addr", srv.Addr())
+	if s.OK != 3 || s.PeakInFlight == nil || *s.PeakInFlight < 1 {
+		t.Errorf("ok %d, peak %v; want 3 and the server's peak", s.OK, s.PeakInFlight)
+	}
+}
+
+// runJSON runs the stage with -json and the given flags, and reads its summary.
+func runJSON(t *testing.T, args ...string) summary {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	addr := strings.TrimPrefix(other.URL, "http://")
-	if code := runStage([]string{"-n", "3", "-addr", addr, "-json"}, &out, &errOut); code != 0 {
-		t.Fatalf("exit code %d, stderr: %s", code, errOut.String())
+	if code := runStage(append(args, "-json"), &out, &errOut); code != 0 {
+		t.Fatalf("%v: exit code %d, stderr: %s", args, code, errOut.String())
 	}
 	var s summary
 	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatalf("%v: the output is not the JSON summary: %v\n%s", args, err, out.String())
+	}
+	return s
+}
+
+// TestTheWholeRunEndsByTheDeadline: whatever a server does, the stage's
+// whole run (the requests, the question for the record, the report) is over
+// soon after -deadline: against a server that never reads, and against one
+// that answers with the test server's mark and then never answers the
+// question for its record.
+func TestTheWholeRunEndsByTheDeadline(t *testing.T) {
+	deaf, err := testserver.Deaf("tcp4")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if s.OK != 3 || s.Bytes != 3*len("hello from another server") || s.PeakInFlight != nil {
-		t.Errorf("ok %d, bytes %d, peak %v; want 3, %d, null", s.OK, s.Bytes, s.PeakInFlight, 3*len("hello from another server"))
+	defer deaf.Close()
+	hang := make(chan struct{})
+	pretender := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(testserver.MarkHeader, testserver.MarkValue)
+		if r.URL.Path == "/stats" {
+			<-hang // the question for the record is never answered
+			return
+		}
+		io.WriteString(w, "answered")
+	}))
+	defer pretender.Close()
+	defer close(hang)
+
+	const deadline = 500 * time.Millisecond
+	for name, addr := range map[string]string{"deaf": deaf.Addr().String(), "stats never answered": strings.TrimPrefix(pretender.URL, "http://")} {
+		var out, errOut bytes.Buffer
+		began := time.Now()
+		runStage([]string{"-n", "3", "-delay", "0", "-deadline", deadline.String(), "-addr", addr}, &out, &errOut)
+		if took := time.Since(began); took > deadline+time.Second {
+			t.Errorf("%s: the run took %v with -deadline %v", name, took, deadline)
+		}
+		if !strings.Contains(out.String(), "peak in flight at the server unknown") {
+			t.Errorf("%s: the report does not say the peak is unknown:\n%s", name, out.String())
+		}
+	}
+}
+
+// TestOutOfDescriptorsSaysWhichLimit: when the process may open no more
+// descriptors (EMFILE), each request fails saying which limit that is and
+// how to live with it.
+func TestOutOfDescriptorsSaysWhichLimit(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("lowering RLIMIT_NOFILE below the descriptors already open is checked on Linux only")
+	}
+	srv := startServer(t)
+	rn := newTestRun(t, srv, 0, "", "")
+	var saved unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
+		t.Skip("getrlimit:", err)
+	}
+	lowered := unix.Rlimit{Cur: 0, Max: saved.Max} // no new descriptor at all, whatever is open now
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lowered); err != nil {
+		t.Skip("cannot lower RLIMIT_NOFILE here:", err)
+	}
+	rn.fetch()
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
+		t.Fatal("cannot put RLIMIT_NOFILE back:", err)
+	}
+	for _, r := range rn.requests {
+		logOutcome(t, "no descriptor left (RLIMIT_NOFILE reached)", r)
+		if r.err == nil || !strings.Contains(r.err.Error(), "too many open files") || !strings.Contains(r.err.Error(), "ulimit -n") {
+			t.Errorf("request %d: error %v, want one that names the limit and ulimit -n", r.id, r.err)
+		}
 	}
 }
 

@@ -167,7 +167,10 @@ func (l *eventLoop) waitUntilReady() (readable, writable *unix.FdSet, err error)
 	}
 	timeout := unix.NsecToTimeval(sleep.Nanoseconds())
 	// The first argument is one more than the highest descriptor: the kernel
-	// looks at every bit below it, watched or not.
+	// walks every descriptor number below it, and polls each one that is in
+	// a set. The third set (nil here) is exceptfds: exceptional conditions,
+	// for TCP urgent (out-of-band) data, not errors; a failed connect shows
+	// up as writable (and readable), never there.
 	n, err := unix.Select(highest+1, readable, writable, nil, &timeout)
 	l.rn.record("select", n, err)
 	if err == unix.EINTR {

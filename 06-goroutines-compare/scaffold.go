@@ -461,7 +461,7 @@ func hint(err error) string {
 	case errors.Is(err, unix.EMFILE):
 		var limit unix.Rlimit
 		_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &limit) // on failure the limit shows as 0
-		return fmt.Sprintf(" (this process may have %d descriptors open at once, its RLIMIT_NOFILE: ask for fewer requests with -n, use a standalone server (make server) so that each request holds one descriptor instead of two, or raise the limit with ulimit -n)", limit.Cur)
+		return fmt.Sprintf(" (this process has as many descriptors open as its limit, RLIMIT_NOFILE = %d, allows: ask for fewer requests with -n, use a standalone server (make server), whose ends of the connections then do not count here, or raise the limit with ulimit -n)", limit.Cur)
 	case errors.Is(err, unix.ENFILE):
 		return " (the whole system is out of file descriptors: see /proc/sys/fs/file-max)"
 	}

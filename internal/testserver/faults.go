@@ -29,6 +29,15 @@ var faults = map[string]fault{
 	"endless":    endless,
 	"silent":     silent,
 	"stall":      stall,
+	// The ones below answer in ways that are legal or common in the wild but that a
+	// client which only knows "read until end of file" gets wrong.
+	"keepalive":     keepAlive,
+	"chunked":       chunked,
+	"barelf":        bareLF,
+	"banner":        banner,
+	"endlessheader": endlessHeader,
+	"resetafter":    resetAfter,
+	"overlong":      overlong,
 }
 
 // bodyPiece is how much of a large body is made and written at a time.
@@ -104,14 +113,9 @@ func silent(s *Server, x *exchange, _ *http.Request, _ options) error {
 // sendHalf writes a header that promises size bytes, and half of them. It is written
 // by hand because net/http refuses to send fewer bytes than its Content-Length.
 func sendHalf(conn net.Conn, x *exchange, r *http.Request, o options) error {
-	head := "HTTP/1.0 200 OK\r\n" +
-		"Content-Type: text/plain; charset=utf-8\r\n" +
-		"Content-Length: " + strconv.FormatInt(o.size, 10) + "\r\n" +
-		"\r\n"
-	if _, err := io.WriteString(conn, head); err != nil {
-		return fmt.Errorf("write header: %w", err)
+	if err := writeHead(conn, x, contentLengthHead("HTTP/1.0", o.size)); err != nil {
+		return err
 	}
-	x.status = http.StatusOK
 	return writeBody(r.Context(), x, o.size/2, bodyPiece, 0, nil)
 }
 
@@ -141,6 +145,11 @@ func reset(s *Server, x *exchange, _ *http.Request, _ options) error {
 	}
 	defer s.closeHijacked(x, conn)
 
+	return lingerZero(conn)
+}
+
+// lingerZero sets SO_LINGER to 0 on conn, so that closing it sends RST, not FIN.
+func lingerZero(conn net.Conn) error {
 	tcp, ok := conn.(*net.TCPConn)
 	if !ok {
 		return errors.New("reset: the connection is not TCP")
@@ -179,6 +188,7 @@ func slowHeader(s *Server, x *exchange, r *http.Request, o options) error {
 		"HTTP/1.0 200 OK\r\n",
 		"Content-Type: text/plain; charset=utf-8\r\n",
 		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n",
+		markLine,
 	}
 	for _, line := range lines {
 		if err := sleep(r.Context(), o.pause); err != nil {
@@ -202,7 +212,12 @@ func slowHeader(s *Server, x *exchange, r *http.Request, o options) error {
 // waiting pause between pieces and calling flush (when not nil) after each one, so the
 // piece leaves now instead of when a buffer fills. Only one piece is in memory at a time.
 func writeBody(ctx context.Context, w io.Writer, size int64, piece int, pause time.Duration, flush func() error) error {
-	src := &pattern{}
+	return writePattern(ctx, w, &pattern{}, size, piece, pause, flush)
+}
+
+// writePattern is writeBody reading from src, so that a second call can go on where
+// the first one stopped (fault=overlong).
+func writePattern(ctx context.Context, w io.Writer, src *pattern, size int64, piece int, pause time.Duration, flush func() error) error {
 	buf := make([]byte, min(int64(piece), size))
 	for written := int64(0); written < size; {
 		if written > 0 {

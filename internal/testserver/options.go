@@ -15,9 +15,9 @@ import (
 const (
 	maxDelay      = 60 * time.Second // longest delay=
 	maxSize       = 64 << 20         // largest size= in bytes; bodies are made on the fly, never held whole
-	maxChunk      = 1 << 20          // largest chunk=; one piece is allocated per drip
-	maxPause      = time.Second      // longest pause= between drip pieces or header lines
-	maxDripTotal  = 60 * time.Second // longest a whole drip may take: pieces × pause
+	maxChunk      = 1 << 20          // largest chunk=; one piece is allocated per drip or chunked body
+	maxPause      = time.Second      // longest pause= between drip pieces, chunks or header lines
+	maxDripTotal  = 60 * time.Second // longest a whole drip or chunked body may take: pieces × pause
 	maxGather     = 100_000          // largest gather=
 	maxGatherWait = 10 * time.Second // longest a request waits for the others of its gather=
 )
@@ -28,7 +28,9 @@ const (
 	defaultLargeSize    = 1 << 20
 	defaultTruncateSize = 4096
 	defaultChunk        = 256
+	defaultChunkedChunk = 1000 // not a power of two, so its hex size (3e8) has letters in it
 	defaultDripPause    = 20 * time.Millisecond
+	defaultChunkedPause = 5 * time.Millisecond
 	defaultHeaderPause  = 50 * time.Millisecond
 )
 
@@ -38,9 +40,9 @@ type options struct {
 	gather int           // gather=: first wait until this many requests of the run have arrived
 	delay  time.Duration // delay=: wait this long before answering
 	fault  string        // fault=: "" for a normal answer
-	size   int64         // size=: body bytes for drip, large and truncate
-	chunk  int           // chunk=: bytes per drip piece
-	pause  time.Duration // pause=: between drip pieces, or before each slow header line
+	size   int64         // size=: body bytes for the faults that send a body of the pattern
+	chunk  int           // chunk=: bytes per drip piece or per chunk of fault=chunked
+	pause  time.Duration // pause=: between drip pieces or chunks, or before each slow header line
 }
 
 // parseOptions reads and checks the query parameters. Its error is meant for the
@@ -64,17 +66,17 @@ func parseOptions(q url.Values) (options, error) {
 		return o, err
 	}
 	o.size = int64(size)
-	if o.chunk, err = intParam(q, "chunk", defaultChunk, 1, maxChunk); err != nil {
+	if o.chunk, err = intParam(q, "chunk", defaultChunkSize(o.fault), 1, maxChunk); err != nil {
 		return o, err
 	}
 	if o.pause, err = durationParam(q, "pause", defaultPause(o.fault), 0, maxPause); err != nil {
 		return o, err
 	}
 
-	if o.fault == "drip" {
+	if o.fault == "drip" || o.fault == "chunked" {
 		pieces := (o.size + int64(o.chunk) - 1) / int64(o.chunk)
 		if total := time.Duration(pieces) * o.pause; total > maxDripTotal {
-			return o, fmt.Errorf("drip of %d pieces with pause=%v would take %v, over the %v cap", pieces, o.pause, total, maxDripTotal)
+			return o, fmt.Errorf("%s of %d pieces with pause=%v would take %v, over the %v cap", o.fault, pieces, o.pause, total, maxDripTotal)
 		}
 	}
 	return o, nil
@@ -90,9 +92,19 @@ func defaultSize(fault string) int {
 	return defaultDripSize
 }
 
+func defaultChunkSize(fault string) int {
+	if fault == "chunked" {
+		return defaultChunkedChunk
+	}
+	return defaultChunk
+}
+
 func defaultPause(fault string) time.Duration {
-	if fault == "slowheader" {
+	switch fault {
+	case "slowheader":
 		return defaultHeaderPause
+	case "chunked":
+		return defaultChunkedPause
 	}
 	return defaultDripPause
 }

@@ -17,11 +17,13 @@ const maxEntries = 200_000
 
 // Stats is what the server observed for the requests carrying one run tag.
 type Stats struct {
-	Run          string  `json:"run"`
-	Requests     int     `json:"requests"`       // how many arrived
-	InFlight     int     `json:"in_flight"`      // being handled right now
-	PeakInFlight int     `json:"peak_in_flight"` // the most handled at once
-	Entries      []Entry `json:"entries"`        // in arrival order
+	Run          string `json:"run"`
+	Requests     int    `json:"requests"`       // how many arrived
+	InFlight     int    `json:"in_flight"`      // being handled right now
+	PeakInFlight int    `json:"peak_in_flight"` // the most handled at once
+	// Entries are the requests in arrival order. They are nil, and left out of the
+	// JSON, when the counters alone were asked for (/stats?entries=none, FetchStats).
+	Entries []Entry `json:"entries,omitzero"`
 }
 
 // Entry is one request as the server saw it.
@@ -33,9 +35,9 @@ type Entry struct {
 	Fault      string    `json:"fault,omitempty"`
 	Arrived    time.Time `json:"arrived"`
 	Finished   time.Time `json:"finished"`    // zero while in flight
-	Status     int       `json:"status"`      // status code sent; 0 if no HTTP response was sent (close, reset, garbage)
-	BodyBytes  int64     `json:"body_bytes"`  // body bytes written
-	BodySHA256 string    `json:"body_sha256"` // hex SHA-256 of the body bytes written ("" when no body)
+	Status     int       `json:"status"`      // status code sent; 0 if no HTTP response was sent (close, reset, garbage, banner, endlessheader)
+	BodyBytes  int64     `json:"body_bytes"`  // body bytes written: the payload, without chunked framing or bytes past Content-Length
+	BodySHA256 string    `json:"body_sha256"` // hex SHA-256 of those body bytes ("" when no body)
 }
 
 // counter follows how many requests arrived and how many are being handled at once.
@@ -146,8 +148,10 @@ func (r *record) finish(e *Entry, status int, bodyBytes int64, bodySHA256 string
 	}
 }
 
-// stats copies out the record of one run tag ("" for every request).
-func (r *record) stats(run string) Stats {
+// stats copies out the record of one run tag ("" for every request): the counters,
+// and the entries too when withEntries is set. Without them the copy is small and
+// quick however many requests the run made.
+func (r *record) stats(run string, withEntries bool) Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 
@@ -163,8 +167,11 @@ func (r *record) stats(run string) Stats {
 		Requests:     c.requests,
 		InFlight:     c.inFlight,
 		PeakInFlight: c.peak,
-		Entries:      []Entry{}, // never nil, so the JSON says [] rather than null
 	}
+	if !withEntries {
+		return st
+	}
+	st.Entries = []Entry{} // never nil when asked for, so the JSON says [] rather than leaving it out
 	for _, e := range r.entries {
 		if run == "" || e.Run == run {
 			st.Entries = append(st.Entries, *e)
@@ -215,9 +222,16 @@ func (x *exchange) Write(p []byte) (int, error) {
 		x.status = http.StatusOK // what net/http sends when Write comes before WriteHeader
 	}
 	n, err := x.out.Write(p)
-	x.bytes += int64(n)
-	x.sum.Write(p[:n]) // a hash.Hash never returns an error
+	x.count(p[:n])
 	return n, err
+}
+
+// count adds p to the body the record reports, without sending it. A fault that
+// writes its own framing around the body (fault=chunked) sends both in one write
+// and counts only the payload.
+func (x *exchange) count(p []byte) {
+	x.bytes += int64(len(p))
+	x.sum.Write(p) // a hash.Hash never returns an error
 }
 
 // finish completes the record entry; later calls do nothing.

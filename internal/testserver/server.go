@@ -10,6 +10,19 @@ import (
 	"time"
 )
 
+// MarkHeader and MarkValue make up the header line "X-Test-Server: blocking-to-epoll"
+// that every HTTP response of this server carries, whether net/http writes it or a
+// fault writes it by hand. A client that finds it knows it is talking to the project's
+// test server, so it may ask for /stats; any other server is never sent a request the
+// user did not ask for.
+const (
+	MarkHeader = "X-Test-Server"
+	MarkValue  = "blocking-to-epoll"
+)
+
+// markLine is the mark as a header line, for the responses the faults write by hand.
+const markLine = MarkHeader + ": " + MarkValue + "\r\n"
+
 // readHeaderTimeout is how long a client may take to send its request headers. It
 // frees the connections of clients that connect and then say nothing. There is no
 // write timeout on purpose: it would cut off long drips.
@@ -37,7 +50,7 @@ type Server struct {
 }
 
 // Start listens on addr, which must be a loopback IP and port such as "127.0.0.1:0"
-// (port 0 picks a free port), and serves in background goroutines until Close.
+// or "[::1]:0" (port 0 picks a free port), and serves in background goroutines until Close.
 //
 // net.Listen asks for the kernel's largest listen backlog (somaxconn), so thousands of
 // clients can connect at once, and the Go runtime has already raised the process's
@@ -93,14 +106,14 @@ func (s *Server) serve() {
 	}
 }
 
-// Addr is the address the server listens on, such as "127.0.0.1:8000".
+// Addr is the address the server listens on, such as "127.0.0.1:8000" or "[::1]:8000".
 func (s *Server) Addr() string {
 	return s.listener.Addr().String()
 }
 
 // Stats is the record of the requests tagged run=run; run "" gives every request.
 func (s *Server) Stats(run string) Stats {
-	return s.rec.stats(run)
+	return s.rec.stats(run, true)
 }
 
 // Close stops listening, closes every connection (including those a fault took over)
@@ -150,6 +163,9 @@ func (s *Server) connState(_ net.Conn, state http.ConnState) {
 
 // serveHTTP sends the stats endpoints to their handlers and records everything else.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	// Set first, so that every answer net/http writes carries it: pages, errors
+	// (http.Error keeps it), the stats and the faults that use the ResponseWriter.
+	w.Header().Set(MarkHeader, MarkValue)
 	if !s.handlerStarts() {
 		http.Error(w, "test server is closing", http.StatusServiceUnavailable)
 		return

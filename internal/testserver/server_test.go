@@ -471,7 +471,7 @@ func TestFaultsSilentAndStallWaitForTheClient(t *testing.T) {
 			waitFor(t, "the request to be in flight", func() bool { return s.Stats("t").InFlight == 1 })
 			if wantBody > 0 {
 				conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // a guard against a hung test
-				head := "HTTP/1.0 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 1000\r\n\r\n"
+				head := "HTTP/1.0 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 1000\r\n" + markLine + "\r\n"
 				got := make([]byte, len(head)+wantBody)
 				if _, err := io.ReadFull(conn, got); err != nil || !strings.HasPrefix(string(got), head) {
 					t.Fatalf("read %q, %v; want the header and %d body bytes", got, err, wantBody)
@@ -534,11 +534,11 @@ func TestStatsEndpoints(t *testing.T) {
 	recorded := s.Stats("").Requests
 
 	for _, run := range []string{"r", "", "never used"} {
-		fetched, err := FetchStats(s.Addr(), run)
+		fetched, err := FetchStats(s.Addr(), run, time.Now().Add(20*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(s.Stats(run), fetched); diff != "" {
+		if diff := cmp.Diff(countersOnly(s.Stats(run)), fetched); diff != "" {
 			t.Errorf("FetchStats(%q) differs from Stats (-in process +over HTTP):\n%s", run, diff)
 		}
 	}
@@ -568,7 +568,7 @@ func TestFetchStatsRefusesOtherServers(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			other := httptest.NewServer(handler)
 			defer other.Close()
-			_, err := FetchStats(strings.TrimPrefix(other.URL, "http://"), "r")
+			_, err := FetchStats(strings.TrimPrefix(other.URL, "http://"), "r", time.Now().Add(20*time.Second))
 			if err == nil || !strings.Contains(err.Error(), "not the project's test server") {
 				t.Errorf("error %v, want one saying it is not the project's test server", err)
 			}
@@ -581,7 +581,7 @@ func TestFetchStatsRefusesOtherServers(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Close()
-		if _, err := FetchStats(s.Addr(), "r"); err == nil {
+		if _, err := FetchStats(s.Addr(), "r", time.Now().Add(20*time.Second)); err == nil {
 			t.Error("FetchStats from a closed server succeeded")
 		}
 	})
@@ -612,7 +612,8 @@ func TestCloseLeavesNothingBehind(t *testing.T) {
 	}
 	// Requests of every kind that finish before Close...
 	for _, target := range []string{"/s?wd=hello", "/page?fault=garbage", "/page?fault=reset",
-		"/page?fault=truncate&size=100", "/page?fault=close", "/nowhere"} {
+		"/page?fault=truncate&size=100", "/page?fault=close", "/nowhere",
+		"/page?fault=barelf", "/page?fault=resetafter", "/page?fault=overlong"} {
 		rawGet(s.Addr(), "", target) // some of them fail on purpose
 	}
 	// ...and requests still being handled when it comes.
@@ -622,16 +623,27 @@ func TestCloseLeavesNothingBehind(t *testing.T) {
 		"/page?run=pending&fault=slowheader&pause=1s",
 		"/page?run=pending&fault=silent",
 		"/page?run=pending&fault=stall",
+		"/page?run=pending&fault=endlessheader",
+	}
+	// ...and connections kept open after a whole answer, their entries complete.
+	held := []string{
+		"/page?run=held&fault=keepalive",
+		"/page?run=held&fault=chunked",
+		"/page?run=held&fault=banner",
 	}
 	var clients sync.WaitGroup
-	for _, target := range pending {
+	for _, target := range append(pending, held...) {
 		clients.Add(1)
 		go func() {
 			defer clients.Done()
-			rawGet(s.Addr(), "", target) // ends when Close closes the connection
+			getAndDiscard(s.Addr(), target) // ends when Close closes the connection
 		}()
 	}
 	waitFor(t, "the pending requests", func() bool { return s.Stats("pending").InFlight == len(pending) })
+	waitFor(t, "the held connections", func() bool {
+		st := s.Stats("held")
+		return st.Requests == len(held) && st.InFlight == 0
+	})
 
 	closed := make(chan error)
 	go func() { closed <- s.Close() }()
