@@ -867,8 +867,8 @@ func TestWhatComesAfterTheFramedEndIsAnError(t *testing.T) {
 func TestTheTestServersMarkIsSeen(t *testing.T) {
 	mark := testserver.MarkHeader + ": " + testserver.MarkValue
 	for raw, want := range map[string]bool{
-		"HTTP/1.0 200 OK\r\n" + mark + "\r\nContent-Length: 0\r\n\r\n": true,
-		"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n":                  false,
+		"HTTP/1.0 200 OK\r\n" + mark + "\r\nContent-Length: 0\r\n\r\n":      true,
+		"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n":                      false,
 		"HTTP/1.0 200 OK\r\n" + testserver.MarkHeader + ": another\r\n\r\n": false,
 	} {
 		if r, _ := feed(t, raw, 7); r.marked != want {
