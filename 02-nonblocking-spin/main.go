@@ -104,7 +104,8 @@ func (c *conn) timedOut() error {
 func start(r *request) (*conn, error) {
 	// socket(2) makes a TCP endpoint and returns its descriptor, a small
 	// integer that names it in every later call. (Python: socket.socket())
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	// Its family is the server address's: AF_INET for IPv4, AF_INET6 for IPv6.
+	fd, err := unix.Socket(r.family, unix.SOCK_STREAM, 0)
 	r.record("socket", fd, err)
 	if err != nil {
 		return nil, fmt.Errorf("socket: %w", err)

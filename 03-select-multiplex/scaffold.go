@@ -132,8 +132,8 @@ func runStage(args []string, stdout, stderr io.Writer) int {
 
 type run struct {
 	cfg      config
-	tag      string              // run=TAG in every request, so the test server can tell runs apart
-	server   *unix.SockaddrInet4 // where the requests go (resolved once, before any request starts)
+	tag      string        // run=TAG in every request, so the test server can tell runs apart
+	server   unix.Sockaddr // where the requests go (resolved once, before any request starts)
 	requests []*request
 	traceOut io.Writer // where -trace writes
 	embedded bool      // the server is the test server inside this process
@@ -163,13 +163,18 @@ func newRun(cfg config, traceOut io.Writer) (*run, error) {
 	return rn, nil
 }
 
-// resolve turns host:port into the IPv4 socket address connect(2) needs. A
-// host name is looked up here, once, before the first request: a name lookup
-// inside an event loop would block the whole loop (one of the notes' bugs).
-func resolve(hostport string) (*unix.SockaddrInet4, error) {
+// resolve turns host:port into the socket address connect(2) needs: an
+// IPv4 or an IPv6 one, and the socket follows (see family). A host name is
+// looked up here, once, before the first request: a name lookup inside an
+// event loop would block the whole loop (one of the notes' bugs). A name may
+// have several addresses (localhost is often 127.0.0.1 and ::1): then the
+// first that accepts a connection is used, as a client of getaddrinfo(3)
+// does when it tries each address in turn (the connection is closed at once;
+// nothing is sent on it).
+func resolve(hostport string) (unix.Sockaddr, error) {
 	host, portText, err := net.SplitHostPort(hostport)
 	if err != nil {
-		return nil, fmt.Errorf("-addr %q: want host:port, like 127.0.0.1:8000", hostport)
+		return nil, fmt.Errorf("-addr %q: want host:port, like 127.0.0.1:8000 or [::1]:8000", hostport)
 	}
 	port, err := strconv.Atoi(portText)
 	if err != nil || port < 1 || port > 65535 {
@@ -179,14 +184,49 @@ func resolve(hostport string) (*unix.SockaddrInet4, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-addr %q: cannot resolve %q: %w", hostport, host, err)
 	}
+	chosen := ips[0] // if none accepts, the requests will say why
 	for _, ip := range ips {
-		if ip4 := ip.To4(); ip4 != nil {
-			sa := &unix.SockaddrInet4{Port: port}
-			copy(sa.Addr[:], ip4)
-			return sa, nil
+		if len(ips) == 1 || accepts(ip, portText) {
+			chosen = ip
+			break
 		}
 	}
-	return nil, fmt.Errorf("-addr %q: %q has no IPv4 address (these programs use AF_INET sockets)", hostport, host)
+	if ip4 := chosen.To4(); ip4 != nil {
+		return &unix.SockaddrInet4{Port: port, Addr: [4]byte(ip4)}, nil
+	}
+	return &unix.SockaddrInet6{Port: port, Addr: [16]byte(chosen.To16())}, nil
+}
+
+// accepts tells whether something at ip and port accepts a TCP connection.
+func accepts(ip net.IP, port string) bool {
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort(ip.String(), port), time.Second)
+	if err == nil {
+		conn.Close()
+	}
+	return err == nil
+}
+
+// family is the address family of a socket that can connect to sa: AF_INET
+// for an IPv4 address, AF_INET6 for an IPv6 one.
+func family(sa unix.Sockaddr) int {
+	if _, ok := sa.(*unix.SockaddrInet6); ok {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
+}
+
+// copyOf copies a socket address: unix.Connect writes into the address it
+// is given, so requests that connect at the same time need one each.
+func copyOf(sa unix.Sockaddr) unix.Sockaddr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		c := *sa
+		return &c
+	case *unix.SockaddrInet6:
+		c := *sa
+		return &c
+	}
+	return sa
 }
 
 // whatToAsk picks request id's Host header and path: the notes' two searches
@@ -355,12 +395,13 @@ func errnoName(err error) string {
 type request struct {
 	rn     *run
 	id     int
-	who    string              // "req 3": how -trace names it
-	host   string              // the Host header
-	path   string              // what a person asked for, e.g. /s?wd=hello
-	addr   *unix.SockaddrInet4 // where to connect
-	raw    []byte              // the exact bytes of the request
-	target string              // host:port, for messages
+	who    string        // "req 3": how -trace names it
+	host   string        // the Host header
+	path   string        // what a person asked for, e.g. /s?wd=hello
+	addr   unix.Sockaddr // where to connect
+	family int           // the socket's address family: AF_INET or AF_INET6, as addr's
+	raw    []byte        // the exact bytes of the request
+	target string        // host:port, for messages
 
 	start, end time.Duration // since the run started
 	response   []byte        // every byte read, header included
@@ -383,8 +424,8 @@ func (rn *run) newRequest(id int, host, path string) *request {
 		sep = "&"
 	}
 	raw := "GET " + path + sep + query + " HTTP/1.0\r\nHost: " + host + "\r\n\r\n"
-	addr := *rn.server // a copy each: unix.Connect writes into the address it is given
-	return &request{rn: rn, id: id, who: "req " + strconv.Itoa(id), host: host, path: path, addr: &addr, raw: []byte(raw), target: rn.cfg.addr}
+	return &request{rn: rn, id: id, who: "req " + strconv.Itoa(id), host: host, path: path,
+		addr: copyOf(rn.server), family: family(rn.server), raw: []byte(raw), target: rn.cfg.addr}
 }
 
 // record counts a system call made for this request (see run.count).

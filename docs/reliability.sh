@@ -4,7 +4,7 @@
 # docs/reliability.md shows this output, and go test ./docs keeps it current.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tests='TestDrippedAndLargeResponsesArriveWhole|TestRefusedConnectionFailsOnlyThatRequest|TestBrokenServersGiveClearErrors|TestHugeResponsesAreCapped|TestLargeRequestIsSentWhole|TestDeadlineEndsTheRun|TestSignalsCostNoRequest'
+tests='TestDrippedAndLargeResponsesArriveWhole|TestRefusedConnectionFailsOnlyThatRequest|TestBrokenServersGiveClearErrors|TestServersNotWrittenHere|TestHugeResponsesAreCapped|TestLargeRequestIsSentWhole|TestDeadlineEndsTheRun|TestOutOfDescriptorsSaysWhichLimit|TestSignalsCostNoRequest'
 for stage in [0-9][0-9]-*/; do
 	stage=${stage%/}
 	go test -count=1 -v -run "$tests" "./$stage" |

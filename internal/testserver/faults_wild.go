@@ -233,9 +233,12 @@ func resetAfter(s *Server, x *exchange, r *http.Request, o options) error {
 }
 
 // overlong sends a response whose body is twice as long as its Content-Length says,
-// then closes. A correct client keeps Content-Length bytes and ignores the rest; one
-// that reads until end of file keeps bytes that are not the body. The record counts
-// the size bytes a correct client keeps.
+// then closes. A client that reads until end of file keeps bytes that are not the
+// body; a careful one sees the extra bytes arrive with the body and says so, or, if
+// they come after it has stopped reading, never sees them. For sizes up to
+// bodyPiece the whole answer goes out in one write, so that on loopback it arrives
+// as one piece and the client always sees the extra bytes: the outcome does not
+// depend on timing. The record counts the size bytes a correct body has.
 func overlong(s *Server, x *exchange, r *http.Request, o options) error {
 	conn, err := s.hijack(x)
 	if err != nil {
@@ -243,6 +246,23 @@ func overlong(s *Server, x *exchange, r *http.Request, o options) error {
 	}
 	defer s.closeHijacked(x, conn)
 
+	if o.size > bodyPiece {
+		return overlongInPieces(conn, x, r, o)
+	}
+	answer := []byte(contentLengthHead("HTTP/1.0", o.size))
+	body := make([]byte, 2*o.size)
+	(&pattern{}).Read(body) // a pattern fills the whole buffer and never fails
+	x.status, x.bytes = http.StatusOK, o.size
+	x.sum.Write(body[:o.size]) // the record's body: what Content-Length promised
+	if _, err := conn.Write(append(answer, body...)); err != nil {
+		return fmt.Errorf("overlong: %w", err)
+	}
+	return nil
+}
+
+// overlongInPieces is overlong for a large size: the head, the promised body, and
+// as much again past its end, each written as it is made.
+func overlongInPieces(conn net.Conn, x *exchange, r *http.Request, o options) error {
 	if err := writeHead(conn, x, contentLengthHead("HTTP/1.0", o.size)); err != nil {
 		return fmt.Errorf("overlong: %w", err)
 	}
