@@ -10,7 +10,17 @@ FUZZTIME ?= 20000x
 EX ?=
 FROM ?= 01
 TO ?= 02
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# v0.6.1 (2025.1.1) is the newest staticcheck whose go.mod allows Go 1.24 (go 1.23);
+# v0.7.0 needs Go 1.25 and v0.8 Go 1.26. It is clean here on Go 1.24 and on 1.26.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.6.1
+# What make diff leaves out: the same in every stage, or for other systems.
+DIFF_LEFT_OUT := scaffold*.go windows.go main_kqueue* main_other.go
+# checksums FIND-TESTS: one line per file found, so that a target can say
+# afterwards which files it rewrote.
+checksums = find . -path ./.git -prune -o -type f \( $(1) \) -print0 | sort -z | xargs -0 cksum
+# rewritten: compares $$before (checksums taken before) with the files now.
+rewritten = changed=$$(diff <(echo "$$before") <($(call checksums,$(1))) | sed -n 's|^> [0-9]* [0-9]* \./|  |p'); \
+	if [ -n "$$changed" ]; then echo "rewrote:"; echo "$$changed"; else echo "rewrote nothing: every file was already as it came out"; fi
 
 .PHONY: help run test lint diff check check-solutions compare curve pictures fuzz docs sync-scaffold cross server
 
@@ -25,10 +35,17 @@ run: ## run every stage in order against the embedded test server (ARGS="-n 8" p
 	done
 
 run-%: ## run one stage: make run-01 ARGS="-trace -n 2"
-	go run ./$(firstword $(wildcard $*-*)) $(ARGS)
+	@dir=$$(ls -d $*-*/ 2>/dev/null | head -1); \
+	if [ -z "$$dir" ]; then echo "no stage $*; the stages are: $(STAGES)"; exit 2; fi; \
+	echo "go run ./$${dir%/} $(ARGS)"; go run ./$${dir%/} $(ARGS)
 
-test: ## run every test, with the race detector
-	go test -race ./...
+test: ## run every test, with the race detector (without it, saying so, when there is no cgo or C compiler)
+	@cc=$$(go env CC); if [ "$$(go env CGO_ENABLED)" = 1 ] && command -v $${cc%% *} >/dev/null 2>&1; then \
+		echo "go test -race ./..."; go test -race ./...; \
+	else \
+		echo "the race detector needs cgo and a C compiler, and here CGO_ENABLED=$$(go env CGO_ENABLED), CC=$${cc:-none}$$(command -v $${cc%% *} >/dev/null 2>&1 || echo ' (not found)'): running go test ./... without -race"; \
+		CGO_ENABLED=0 go test ./...; \
+	fi
 
 lint: ## gofmt, go vet and staticcheck must have nothing to say
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -39,10 +56,11 @@ lint: ## gofmt, go vet and staticcheck must have nothing to say
 
 diff: ## what stage TO changes from stage FROM: make diff FROM=01 TO=02
 	@from=$$(ls -d $(FROM)-*/ 2>/dev/null | head -1); to=$$(ls -d $(TO)-*/ 2>/dev/null | head -1); \
-	if [ -z "$$from" ] || [ -z "$$to" ]; then echo "no stage $(FROM) or $(TO); the stages are: $(STAGES)"; exit 2; fi; \
-	diff -ruN -x 'scaffold*.go' -x 'main_kqueue*' -x 'main_other.go' -x '[0-9][0-9]-*' $${from%/} $${to%/}; \
-	echo "── $${from%/} → $${to%/}, lines added or removed (left out: scaffold*.go, identical in every stage; 05's main_kqueue*.go and main_other.go, for other systems):"; \
-	for f in $$( (ls $$from; ls $$to) | grep -v -e '^scaffold' -e '^main_kqueue' -e '^main_other' -e '^[0-9][0-9]-' | sort -u); do \
+	missing=$$([ -n "$$from" ] || echo "FROM=$(FROM)"; [ -n "$$to" ] || [ "$(TO)" = "$(FROM)" ] || echo "TO=$(TO)"); \
+	if [ -n "$$missing" ]; then echo "no such stage: $$(echo $$missing | sed 's/ / or /'); the stages are: $(STAGES)"; exit 2; fi; \
+	diff -ruN $(foreach x,$(DIFF_LEFT_OUT),-x '$(x)') -x '[0-9][0-9]-*' $${from%/} $${to%/}; \
+	echo "── $${from%/} → $${to%/}, lines added or removed (left out: scaffold*.go, identical in every stage; windows.go, the same stand-in in every stage; 05's main_kqueue*.go and main_other.go, for other systems):"; \
+	for f in $$( (ls $$from; ls $$to) | grep -v -e '^scaffold' -e '^windows\.go$$' -e '^main_kqueue' -e '^main_other' -e '^[0-9][0-9]-' | sort -u); do \
 		changed=$$(diff -uN $$from$$f $$to$$f | grep -E '^[-+]' | grep -cvE '^(\+\+\+|---) '); \
 		printf "   %-24s %4d\n" $$f $$changed; \
 	done
@@ -61,22 +79,28 @@ check: ## check your answer to an exercise: make check EX=03.1 (the exercises: d
 check-solutions: ## every exercise's check fails on the stages as they are and passes with its solution (about a minute)
 	bash docs/exercises/check-solutions.sh
 
-pictures: ## draw docs/pictures/*.svg from real runs: timelines, comparison, scaling curve (Linux, under a minute)
-	go run ./docs/pictures/gen $(ARGS)
+pictures: ## draw docs/pictures/*.svg from real runs: timelines, comparison, scaling curve (Linux, under a minute); says which it rewrote
+	@before=$$($(call checksums,-path './docs/pictures/*.svg')); \
+	go run ./docs/pictures/gen $(ARGS); status=$$?; \
+	$(call rewritten,-path './docs/pictures/*.svg'); exit $$status
 
 fuzz: ## fuzz every stage's response handling (FUZZTIME=20000x inputs each)
 	@for stage in $(STAGES); do go test -run '^$$' -fuzz FuzzResponseHandling -fuzztime $(FUZZTIME) ./$$stage || exit 1; done
 
-docs: ## rerun every command whose output the docs show, and put the fresh output in (go test ./docs checks it)
-	go test -count=1 -run TestDocOutputs ./docs -args -update
+docs: ## rerun every command whose output the docs show, put the fresh output in (go test ./docs checks it), say which files changed
+	@before=$$($(call checksums,-name '*.md')); \
+	go test -count=1 -run TestDocOutputs ./docs -args -update; status=$$?; \
+	$(call rewritten,-name '*.md'); exit $$status
 
 sync-scaffold: ## copy 01's scaffold.go and scaffold_test.go to every other stage (they must stay identical)
 	@for stage in $(filter-out 01-%,$(STAGES)); do cp 01-blocking/scaffold.go 01-blocking/scaffold_test.go $$stage/; echo "copied to $$stage"; done
 
-cross: ## build every stage and internal/ for macOS and FreeBSD (amd64, arm64), tests included
-	@for os in darwin freebsd; do for arch in amd64 arm64; do \
-		echo "GOOS=$$os GOARCH=$$arch go vet ./...   (05 builds its kqueue twin there, main_kqueue.go)"; \
-		GOOS=$$os GOARCH=$$arch go vet ./... || exit 1; \
+cross: ## vet every package, tests included, for macOS, FreeBSD and Windows, and build every stage for them (amd64, arm64)
+	@for os in darwin freebsd windows; do for arch in amd64 arm64; do \
+		case $$os in windows) what="each stage is its windows.go there, which says to use WSL 2 or a Linux VM";; \
+			*) what="05 is its kqueue twin there, main_kqueue.go";; esac; \
+		echo "vet and build, GOOS=$$os GOARCH=$$arch: go vet ./... && go build $(addprefix ./,$(STAGES))   ($$what)"; \
+		GOOS=$$os GOARCH=$$arch go vet ./... && GOOS=$$os GOARCH=$$arch go build $(addprefix ./,$(STAGES)) || exit 1; \
 	done; done
 
 server: ## start the test server on its own: make server ADDR=127.0.0.1:8000

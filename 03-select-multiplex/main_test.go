@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestAllRequestsInFlightTogether proves the concurrency from the server's
@@ -93,6 +95,10 @@ func TestPollingTimeoutCostsWakeUps(t *testing.T) {
 // those started before complete, the rest fail with a message that names the
 // limit, and nothing panics or leaks.
 func TestSelectLimitIsReportedClearly(t *testing.T) {
+	var limit unix.Rlimit // Go raises the soft limit to the hard one (ulimit -Hn) at start
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &limit) == nil && limit.Cur < unix.FD_SETSIZE+64 {
+		t.Skipf("needs %d file descriptors, to reach FD_SETSIZE (%d) with some to spare; the limit here is %d (ulimit -n)", unix.FD_SETSIZE+64, unix.FD_SETSIZE, limit.Cur)
+	}
 	fdsBefore := openDescriptors(t)
 	srv := startServer(t)
 	paths := make([]string, 1100)
@@ -132,4 +138,106 @@ func TestShortWritesContinueWhenWritable(t *testing.T) {
 	if rn.calls["write EAGAIN"] == 0 || rn.calls["write"] < 2 {
 		t.Errorf("write %d, write EAGAIN %d: the request should not fit in one write", rn.calls["write"], rn.calls["write EAGAIN"])
 	}
+}
+
+// TestExceptfdsIsUrgentDataNotErrors: select's third set is for exceptional
+// conditions, which for TCP means urgent (out-of-band) data. It is not an
+// error set, whatever the notes say of it (section 三: "检测是否有错误"). A
+// refused connect comes back readable and writable, never exceptional; one
+// byte sent with MSG_OOB puts the receiving socket in the third set.
+func TestExceptfdsIsUrgentDataNotErrors(t *testing.T) {
+	// selectAll waits, up to 2 s, on fd in all three sets, retrying EINTR.
+	selectAll := func(fd int) (readable, writable, exceptional bool) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			r, w, e := &unix.FdSet{}, &unix.FdSet{}, &unix.FdSet{}
+			r.Set(fd)
+			w.Set(fd)
+			e.Set(fd)
+			tv := unix.NsecToTimeval(time.Until(deadline).Nanoseconds())
+			n, err := unix.Select(fd+1, r, w, e, &tv)
+			if err == unix.EINTR && time.Now().Before(deadline) {
+				continue
+			}
+			if err != nil {
+				t.Fatalf("select: %v", err)
+			}
+			if n == 0 {
+				t.Fatalf("select: descriptor %d not ready in 2 s", fd)
+			}
+			return r.IsSet(fd), w.IsSet(fd), e.IsSet(fd)
+		}
+	}
+	socket := func() int {
+		t.Helper()
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		return fd
+	}
+	loopback := [4]byte{127, 0, 0, 1}
+
+	t.Run("refused connect", func(t *testing.T) {
+		fd := socket()
+		if err := unix.SetNonblock(fd, true); err != nil {
+			t.Fatal(err)
+		}
+		err := unix.Connect(fd, &unix.SockaddrInet4{Port: closedPort(t).Port, Addr: loopback})
+		if err != unix.EINPROGRESS {
+			t.Fatalf("nonblocking connect to a closed port returned %v, want EINPROGRESS", err)
+		}
+		readable, writable, exceptional := selectAll(fd)
+		t.Logf("refused connect: readable %v, writable %v, exceptional %v", readable, writable, exceptional)
+		if !writable || !readable || exceptional {
+			t.Errorf("a refused connect should be readable and writable and not exceptional")
+		}
+		if soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || unix.Errno(soerr) != unix.ECONNREFUSED {
+			t.Errorf("SO_ERROR = %d (%v), want ECONNREFUSED: the error is there, not in the third set", soerr, err)
+		}
+	})
+
+	t.Run("urgent data", func(t *testing.T) {
+		ln := socket()
+		if err := unix.Bind(ln, &unix.SockaddrInet4{Addr: loopback}); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Listen(ln, 1); err != nil {
+			t.Fatal(err)
+		}
+		sa, err := unix.Getsockname(ln)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := socket()
+		if err := unix.Connect(client, sa); err != nil { // blocking: loopback, a listener waiting
+			t.Fatal(err)
+		}
+		server, _, err := unix.Accept(ln)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(server) })
+
+		if _, _, exceptional := selectAll(server); exceptional { // writable at once: nothing to wait for
+			t.Fatal("exceptional before any urgent data was sent")
+		}
+		if err := unix.Sendto(client, []byte{'!'}, unix.MSG_OOB, nil); err != nil {
+			t.Fatal(err)
+		}
+		e := &unix.FdSet{}
+		e.Set(server)
+		tv := unix.NsecToTimeval((2 * time.Second).Nanoseconds())
+		n, err := unix.Select(server+1, nil, nil, e, &tv)
+		for err == unix.EINTR {
+			e.Set(server)
+			n, err = unix.Select(server+1, nil, nil, e, &tv)
+		}
+		t.Logf("urgent byte sent: select on the except set alone returned %d, exceptional %v", n, e.IsSet(server))
+		if err != nil || n != 1 || !e.IsSet(server) {
+			t.Errorf("select = %d, %v: the receiver of a MSG_OOB byte should be in the except set", n, err)
+		}
+	})
 }

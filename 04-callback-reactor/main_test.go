@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 )
 
 // TestAllRequestsInFlightTogether proves the concurrency from the server's
@@ -96,6 +97,10 @@ func TestPollingTimeoutCostsWakeUps(t *testing.T) {
 // those started before complete, the rest fail with a message that names the
 // limit, and nothing panics or leaks.
 func TestSelectLimitIsReportedClearly(t *testing.T) {
+	var limit unix.Rlimit // Go raises the soft limit to the hard one (ulimit -Hn) at start
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &limit) == nil && limit.Cur < unix.FD_SETSIZE+64 {
+		t.Skipf("needs %d file descriptors, to reach FD_SETSIZE (%d) with some to spare; the limit here is %d (ulimit -n)", unix.FD_SETSIZE+64, unix.FD_SETSIZE, limit.Cur)
+	}
 	fdsBefore := openDescriptors(t)
 	srv := startServer(t)
 	paths := make([]string, 1100)

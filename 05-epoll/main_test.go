@@ -74,6 +74,10 @@ func TestFarFewerCallsThanSpinning(t *testing.T) {
 // descriptors, far past 1024: every request completes, all in flight at once
 // (gather=1100 holds each until all have arrived).
 func TestNoSelectLimit(t *testing.T) {
+	var limit unix.Rlimit // Go raises the soft limit to the hard one (ulimit -Hn) at start
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &limit) == nil && limit.Cur < 2*1100+20 {
+		t.Skipf("needs %d file descriptors (2 per request with the server in this process, plus 20); the limit here is %d (ulimit -n)", 2*1100+20, limit.Cur)
+	}
 	fdsBefore := openDescriptors(t)
 	srv := startServer(t)
 	paths := make([]string, 1100)

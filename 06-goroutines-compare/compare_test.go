@@ -96,3 +96,17 @@ func TestComparisonRunsEveryStage(t *testing.T) {
 		t.Errorf("rows (-want +got):\n%s", diff)
 	}
 }
+
+// TestSelectLimitIsMeasuredNotAssumed: how many requests fit under select's
+// FD_SETSIZE depends on the descriptors the program holds already, so the
+// table prints the number only from a run that met the limit, and the rule
+// otherwise.
+func TestSelectLimitIsMeasuredNotAssumed(t *testing.T) {
+	met := &summary{OK: 1013, Failed: 87, Results: []result{{ID: 1014, Error: "not started: select(2) cannot watch descriptors at or above FD_SETSIZE (1024)"}}}
+	refused := &summary{OK: 900, Failed: 200, Results: []result{{ID: 901, Error: "socket: too many open files"}}}
+	got := []string{fdSetSize(met, 0), fdSetSize(refused, 0), fdSetSize(&summary{OK: 10}, 0), fdSetSize(nil, 0)}
+	want := []string{"1013 (FD_SETSIZE)", "< 1024 (FD_SETSIZE)", "< 1024 (FD_SETSIZE)", "< 1024 (FD_SETSIZE)"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("largest -n of select (-want +got):\n%s", diff)
+	}
+}

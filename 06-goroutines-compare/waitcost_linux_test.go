@@ -25,7 +25,8 @@
 //
 // select stops at 1,000 sockets: it cannot watch descriptor 1024 or above
 // (FD_SETSIZE). If the process already holds so many descriptors that even
-// select/1000 would reach 1024, that size is skipped with a message.
+// select/1000 would reach 1024, that size is skipped with a message; so is a
+// size that needs more descriptors than ulimit -n allows (10,000 under 1024).
 
 package main
 
@@ -179,6 +180,10 @@ func reportPerSocket(b *testing.B, idle int) {
 // yet. It returns all the descriptors, ready one last, and the ready
 // descriptor. Everything is closed when the sub-benchmark ends.
 func watchedSockets(b *testing.B, n int) (fds []int, ready int) {
+	var limit unix.Rlimit // Go raises the soft limit to the hard one (ulimit -Hn) at start
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &limit) == nil && limit.Cur < uint64(n)+64 {
+		b.Skipf("%d sockets need about %d file descriptors; the limit here is %d (ulimit -n)", n+1, n+64, limit.Cur)
+	}
 	fds = openIdleUDP(b, n)
 	ready = openReadyUDP(b)
 	return append(fds, ready), ready

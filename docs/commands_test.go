@@ -5,8 +5,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestDocCommandsExist reads every command shown in a fenced block of the
@@ -164,4 +167,45 @@ func checkGoTest(root, cmd string) string {
 		}
 	}
 	return "no test " + name + " in ./" + dir
+}
+
+// TestReadmeListsEveryMakeTarget: the README's "All the commands" lists
+// every target that make help lists (the targets with a "## " comment), and
+// nothing else; run-% appears as run-01.
+func TestReadmeListsEveryMakeTarget(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var help []string
+	for _, m := range regexp.MustCompile(`(?m)^([a-z0-9%-]+):.*## `).FindAllStringSubmatch(string(makefile), -1) {
+		help = append(help, m[1])
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, found := strings.Cut(string(readme), "\n## All the commands\n")
+	_, list, fenced := strings.Cut(section, "```\n")
+	list, _, closed := strings.Cut(list, "```")
+	if !found || !fenced || !closed {
+		t.Fatal(`README.md has no "## All the commands" section with a fenced block`)
+	}
+	var listed []string
+	for _, m := range regexp.MustCompile(`(?m)^make (\S+)`).FindAllStringSubmatch(list, -1) {
+		target := m[1]
+		if regexp.MustCompile(`^run-\d\d$`).MatchString(target) {
+			target = "run-%"
+		}
+		listed = append(listed, target)
+	}
+	slices.Sort(help)
+	slices.Sort(listed)
+	if diff := cmp.Diff(help, slices.Compact(listed)); diff != "" {
+		t.Errorf("make help's targets (-) and README.md's \"All the commands\" (+) differ:\n%s", diff)
+	}
 }

@@ -17,8 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // moduleRoot asks the go command where the module is, so the stages are
@@ -144,12 +142,7 @@ type machine struct {
 // describeMachine describes this machine (the comparison's JSON carries the
 // description of the machine it ran on).
 func describeMachine() machine {
-	m := machine{OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version(), Cores: runtime.NumCPU(), CPU: cpuModel()}
-	var uts unix.Utsname
-	if unix.Uname(&uts) == nil {
-		m.Kernel = unix.ByteSliceToString(uts.Release[:])
-	}
-	return m
+	return machine{OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version(), Cores: runtime.NumCPU(), CPU: cpuModel(), Kernel: kernelRelease()}
 }
 
 // cpuModel reads the processor's name from /proc/cpuinfo on Linux, or asks
