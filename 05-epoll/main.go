@@ -1,4 +1,4 @@
-//go:build linux
+//go:build unix
 
 // Stage 05-epoll: the event loop of stage 04 on epoll(7) instead of select(2).
 //
@@ -23,10 +23,14 @@
 // stage 04, with epoll_ctl and epoll_wait where select was; and with -n 5000
 // against a standalone server (make server), all 5,000 in flight at once.
 //
-// epoll is Linux's. On macOS and FreeBSD, main_kqueue.go is the same loop on
-// their kqueue(2) (see the README). Everything around the lesson (flags,
-// request bytes, the report) is in scaffold.go, the same file in every stage.
-// Compare: make diff FROM=04 TO=05. Next: make diff FROM=05 TO=06.
+// This file is the loop, and it is the same on every system. What it asks
+// of the kernel's watched set is five small functions, in epoll.go on Linux
+// and in kqueue.go on macOS and FreeBSD, whose kqueue(2) does the same job
+// (see the README): the way Go's runtime keeps its own netpoller, one
+// contract with netpoll_epoll.go and netpoll_kqueue.go beside it.
+// Everything around the lesson (flags, request bytes, the report) is in
+// scaffold.go, the same file in every stage. Compare: make diff FROM=04
+// TO=05. Next: make diff FROM=05 TO=06.
 package main
 
 import (
@@ -44,19 +48,19 @@ func main() {
 	os.Exit(runStage(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// waitTimeout is how long one epoll_wait may sleep when nothing is ready.
+// waitTimeout is how long one wait (epoll_wait, kevent) may sleep when nothing is ready.
 // 0 (the default) means no limit but -deadline: sleep until a socket is
 // ready, or until the run's time is up.
 var waitTimeout time.Duration
 
-// edgeTriggered asks epoll to report a socket once per change (EPOLLET)
-// instead of at every wait while it stays ready.
+// edgeTriggered asks the kernel to report a socket once per change (EPOLLET,
+// EV_CLEAR) instead of at every wait while it stays ready.
 var edgeTriggered bool
 
 // addStageFlags adds the flags only this stage has: -timeout and -edge.
 func addStageFlags(fs *flag.FlagSet) {
-	fs.DurationVar(&waitTimeout, "timeout", 0, "longest sleep of one epoll_wait; 0 sleeps until a socket is ready or -deadline")
-	fs.BoolVar(&edgeTriggered, "edge", false, "edge-triggered epoll (EPOLLET): each ready socket is drained until EAGAIN")
+	fs.DurationVar(&waitTimeout, "timeout", 0, "longest sleep of one epoll_wait (kevent on macOS and FreeBSD); 0 sleeps until a socket is ready or -deadline")
+	fs.BoolVar(&edgeTriggered, "edge", false, "edge-triggered (EPOLLET, or EV_CLEAR with kqueue): each ready socket is drained until EAGAIN")
 }
 
 // fetchAll is the part every stage rewrites: how the requests are driven.
@@ -67,7 +71,7 @@ func addStageFlags(fs *flag.FlagSet) {
 // first requests are sent while the last are still being started.
 func fetchAll(rn *run) {
 	loop, err := newEventLoop(rn)
-	if err != nil { // without an epoll instance no request can start
+	if err != nil { // without a watched set in the kernel no request can start
 		for _, r := range rn.requests {
 			r.begin()
 			r.finish(err)
@@ -92,36 +96,31 @@ func fetchAll(rn *run) {
 // the first request is sent, and every request would wait for that.
 const startBatch = 64
 
-// eventLoop drives requests with epoll(7) and calls each one's callback
-// when it is over (the notes' Nb).
+// eventLoop drives requests with epoll(7) (kqueue(2) on macOS and FreeBSD)
+// and calls each one's callback when it is over (the notes' Nb).
 type eventLoop struct {
 	rn      *run
-	epfd    int               // the epoll instance: the kernel's copy of the watched set
-	pending map[int]*conn     // by descriptor: epoll_wait names the ready descriptors
-	events  []unix.EpollEvent // where epoll_wait writes the ready ones
-	buf     []byte            // one buffer serves every socket: the loop reads one at a time
+	watched *watcher      // the kernel's copy of the watched set (epoll.go, kqueue.go)
+	pending map[int]*conn // by descriptor: the wait names the ready descriptors
+	buf     []byte        // one buffer serves every socket: the loop reads one at a time
 }
 
-// newEventLoop makes the epoll instance with epoll_create1(2). EPOLL_CLOEXEC
-// closes it in any program this one might exec, which has no use for it.
+// newEventLoop makes the watched set: epoll_create1(2) on Linux.
 func newEventLoop(rn *run) (*eventLoop, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	rn.record("epoll_create1", epfd, err)
+	w, err := newWatcher(rn)
 	if err != nil {
-		return nil, fmt.Errorf("epoll_create1: %w", err)
+		return nil, err
 	}
-	l := &eventLoop{rn: rn, epfd: epfd, pending: map[int]*conn{}, events: make([]unix.EpollEvent, 256), buf: make([]byte, 8192)}
-	return l, nil
+	return &eventLoop{rn: rn, watched: w, pending: map[int]*conn{}, buf: make([]byte, 8192)}, nil
 }
 
-// Close gives the epoll instance back to the kernel.
+// Close gives the watched set back to the kernel.
 func (l *eventLoop) Close() {
-	err := unix.Close(l.epfd)
-	l.rn.record("close", 0, err)
+	l.watched.close(l.rn)
 }
 
 // Add starts a request: it makes the socket, starts connecting (the notes'
-// add) and adds the socket to the epoll set. When that already fails, the
+// add) and adds the socket to the watched set. When that already fails, the
 // callback is called at once with the error; otherwise Run calls it later.
 // Once -deadline has passed, Add starts nothing.
 func (l *eventLoop) Add(r *request, callback func(response []byte, err error)) {
@@ -142,7 +141,7 @@ func (l *eventLoop) Add(r *request, callback func(response []byte, err error)) {
 	l.pending[c.fileno()] = c
 }
 
-// Run sleeps in epoll_wait until some sockets are ready, gives each ready
+// Run sleeps in epoll_wait (kevent) until some sockets are ready, gives each ready
 // request a try, and sleeps again, until every request has completed or
 // failed, or -deadline has passed. A failure ends its own request (and calls
 // its callback), never the loop.
@@ -159,7 +158,7 @@ func (l *eventLoop) Run() {
 	}
 }
 
-// sleepLimit is how long the next epoll_wait may sleep, in milliseconds:
+// sleepLimit is how long the next wait may sleep, in milliseconds:
 // until -deadline at most, and no longer than -timeout. It is rounded up, so
 // that the wait does not end a fraction of a millisecond early and go round
 // once more for nothing.
@@ -179,15 +178,18 @@ func (l *eventLoop) Poll() {
 // turn is one round of the loop: wait (at most timeout milliseconds, 0 for
 // not at all), then give each ready request a try.
 func (l *eventLoop) turn(timeout int) {
-	ready, err := l.waitUntilReady(timeout)
-	if err != nil { // epoll_wait itself failed: no request can go on
+	ready, err := l.watched.wait(l.rn, timeout)
+	if err != nil { // the wait itself failed: no request can go on
 		for _, c := range l.pending {
 			l.forget(c)
 			c.end(err)
 		}
 		return
 	}
-	for _, c := range ready { // only the ready ones: nothing to scan
+	// Only the ready ones: nothing to scan. Unlike select, nothing was rebuilt
+	// either: the kernel already has the set, and said which are ready.
+	for _, fd := range ready {
+		c := l.pending[fd]
 		done, err := c.step(l.buf)
 		if err == nil && !done {
 			err = l.watch(c) // it may wait for something else now
@@ -199,64 +201,38 @@ func (l *eventLoop) turn(timeout int) {
 	}
 }
 
-// waitUntilReady sleeps in epoll_wait(2) until some watched sockets are
-// ready, and returns their requests. Unlike select, nothing is rebuilt or
-// scanned: the kernel already has the set, and returns only the ready ones
-// (at most len(l.events) per call; the rest wait for the next call).
-func (l *eventLoop) waitUntilReady(timeout int) ([]*conn, error) {
-	n, err := unix.EpollWait(l.epfd, l.events, timeout)
-	l.rn.record("epoll_wait", n, err)
-	if err == unix.EINTR {
-		// A signal woke epoll_wait before anything was ready (the kernel never
-		// restarts it). Report nothing ready: the loop waits again.
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("epoll_wait: %w", err)
-	}
-	ready := make([]*conn, n)
-	for i, event := range l.events[:n] {
-		ready[i] = l.pending[int(event.Fd)]
-	}
-	return ready, nil
-}
+// interest is what the kernel watches a socket for.
+type interest int
 
-// watch tells epoll what the socket waits for: EPOLLOUT (writable) until it
-// has connected and sent its request, EPOLLIN (readable) after that. The
-// first time is epoll_ctl ADD; after that MOD, and only when the interest
-// changes. A socket left watched for EPOLLOUT after its request is sent
+const (
+	notWatched interest = iota
+	readable            // EPOLLIN, EVFILT_READ
+	writable            // EPOLLOUT, EVFILT_WRITE
+)
+
+// watch tells the kernel what the socket waits for: writability until it has
+// connected and sent its request, readability after that, and only when that
+// changes. A socket left watched for writability after its request is sent
 // would be reported writable at every wait, for nothing.
 func (l *eventLoop) watch(c *conn) error {
-	events := uint32(unix.EPOLLIN)
+	want := readable
 	if c.wantsToWrite() {
-		events = unix.EPOLLOUT
+		want = writable
 	}
-	if edgeTriggered {
-		events |= unix.EPOLLET
-	}
-	if events == c.watching {
+	if want == c.watching {
 		return nil
 	}
-	op, name := unix.EPOLL_CTL_MOD, "epoll_ctl MOD"
-	if c.watching == 0 {
-		op, name = unix.EPOLL_CTL_ADD, "epoll_ctl ADD"
+	if err := l.watched.watch(c, want); err != nil {
+		return err
 	}
-	err := unix.EpollCtl(l.epfd, op, c.fileno(), &unix.EpollEvent{Events: events, Fd: int32(c.fileno())})
-	c.r.record(name, 0, err)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	c.watching = events
+	c.watching = want
 	return nil
 }
 
-// forget takes a finished request out of the epoll set with epoll_ctl DEL,
-// before its socket is closed. close would drop it from the set too, but
-// only once no other descriptor refers to the same socket (after a dup or a
-// fork); DEL says it plainly.
+// forget takes a finished request out of the watched set, before its socket
+// is closed, and out of the loop.
 func (l *eventLoop) forget(c *conn) {
-	err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fileno(), nil)
-	c.r.record("epoll_ctl DEL", 0, err)
+	l.watched.forget(c)
 	delete(l.pending, c.fileno())
 }
 
@@ -270,11 +246,11 @@ type conn struct {
 	connected bool                             // the TCP handshake has finished
 	sent      int                              // how many bytes of the request have been written
 	callback  func(response []byte, err error) // called once, when the request is over
-	watching  uint32                           // the epoll events it is watched for; 0 before ADD
+	watching  interest                         // what the kernel watches it for
 }
 
-// fileno returns the descriptor, as Python's fileno() does: epoll, like
-// select, needs only that number.
+// fileno returns the descriptor, as Python's fileno() does: epoll and
+// kqueue, like select, need only that number.
 func (c *conn) fileno() int {
 	return c.fd
 }
@@ -379,7 +355,7 @@ func (c *conn) checkConnected() error {
 // sendRequest writes as much of the request as the socket takes now.
 // write(2) may take fewer bytes than it was given (a "short write"); when the
 // send buffer is full it takes none and says EAGAIN. The rest waits until
-// epoll says the socket is writable again: sent remembers where to continue.
+// the kernel says the socket is writable again: sent remembers where to continue.
 // The notes' sendall ignores this (their bug 7).
 func (c *conn) sendRequest() error {
 	for c.sent < len(c.r.raw) {

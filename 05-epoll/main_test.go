@@ -1,6 +1,8 @@
-//go:build linux
+//go:build linux || darwin || freebsd
 
-// The tests particular to stage 05; the tests every stage passes are in
+// The tests particular to stage 05, on every system it runs on: epoll on
+// Linux, kqueue on macOS and FreeBSD. What only one of them does is tested
+// in epoll_test.go and kqueue_test.go; the tests every stage passes are in
 // scaffold_test.go.
 
 package main
@@ -16,11 +18,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestAllRequestsInFlightTogether proves the concurrency from the server's
-// side: every request was being handled at the same moment. gather=5 makes
-// the server hold each request until all five have arrived, so the peak is
-// exactly 5 for a client that has them all open at once, however slow the
-// machine, and 1 for a client that sends them one by one.
 func TestAllRequestsInFlightTogether(t *testing.T) {
 	srv := startServer(t)
 	together := "/page?gather=5"
@@ -33,18 +30,6 @@ func TestAllRequestsInFlightTogether(t *testing.T) {
 	}
 }
 
-// totalCalls adds up every system call of a run, whatever its result.
-func totalCalls(calls map[string]int) int {
-	total := 0
-	for _, count := range calls {
-		total += count
-	}
-	return total
-}
-
-// TestFarFewerCallsThanSpinning runs stage 02 and this stage on the same
-// workload and compares how many system calls each made: select sleeps
-// instead of asking again and again.
 func TestFarFewerCallsThanSpinning(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs stage 02")
@@ -69,10 +54,14 @@ func TestFarFewerCallsThanSpinning(t *testing.T) {
 	t.Logf("5 requests of 50ms: stage 02 made %d system calls, stage 03 %d", spinning, selecting)
 }
 
-// TestNoSelectLimit runs the 1,100 requests that stop stages 03 and 04 at
-// FD_SETSIZE. With the embedded server in the same process that is 2,200
-// descriptors, far past 1024: every request completes, all in flight at once
-// (gather=1100 holds each until all have arrived).
+func totalCalls(calls map[string]int) int {
+	total := 0
+	for _, count := range calls {
+		total += count
+	}
+	return total
+}
+
 func TestNoSelectLimit(t *testing.T) {
 	var limit unix.Rlimit // Go raises the soft limit to the hard one (ulimit -Hn) at start
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &limit) == nil && limit.Cur < 2*1100+20 {
@@ -96,36 +85,6 @@ func TestNoSelectLimit(t *testing.T) {
 	}
 }
 
-// TestEachSocketIsAddedModifiedAndDeletedOnce checks the epoll_ctl calls:
-// ADD when a request starts (watching for writable), one MOD to readable
-// once its request is sent, DEL before close. Without that MOD, a
-// level-triggered epoll would report the socket writable at every wait while
-// the server thinks: the count of epoll_wait calls stays small instead.
-func TestEachSocketIsAddedModifiedAndDeletedOnce(t *testing.T) {
-	srv := startServer(t)
-	rn := newTestRun(t, srv, 50*time.Millisecond, "", "", "", "", "")
-	rn.fetch()
-	sameResponses(t, srv, rn)
-	got := map[string]int{}
-	for _, call := range []string{"epoll_create1", "epoll_ctl ADD", "epoll_ctl MOD", "epoll_ctl DEL"} {
-		got[call] = rn.calls[call]
-	}
-	want := map[string]int{"epoll_create1": 1, "epoll_ctl ADD": 5, "epoll_ctl MOD": 5, "epoll_ctl DEL": 5}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("epoll calls (-want +got):\n%s", diff)
-	}
-	// Each socket becomes ready a few times (connected, data, end of file):
-	// the waits are counted in events, not in milliseconds of waiting.
-	if waits := rn.calls["epoll_wait"]; waits > 4*5+2 {
-		t.Errorf("%d epoll_wait calls for 5 requests: a socket is reported ready with nothing to do", waits)
-	}
-}
-
-// TestEdgeTriggeredDeliversEverything runs the hard cases with EPOLLET: a
-// response dripped in pieces, a large body, slow headers, and a refused
-// connection among good ones. Edge-triggered epoll reports each change once,
-// so this passes only because every ready socket is drained until EAGAIN
-// (or end of file).
 func TestEdgeTriggeredDeliversEverything(t *testing.T) {
 	defer func(saved bool) { edgeTriggered = saved }(edgeTriggered)
 	edgeTriggered = true
@@ -142,15 +101,13 @@ func TestEdgeTriggeredDeliversEverything(t *testing.T) {
 	withAddr(rn.requests[1], closedPort(t))
 	rn.fetch()
 	if err := rn.requests[1].err; err == nil || !strings.Contains(err.Error(), "connection refused") {
-		t.Errorf("refused connection with EPOLLET: error %v", err)
+		t.Errorf("refused connection with -edge: error %v", err)
 	}
 	if rn.requests[0].err != nil || rn.requests[2].err != nil {
 		t.Errorf("requests next to the refused one failed: %v, %v", rn.requests[0].err, rn.requests[2].err)
 	}
 }
 
-// TestWaitTimeoutCostsWakeUps: with -timeout, epoll_wait returns empty while
-// the server waits; without, never.
 func TestWaitTimeoutCostsWakeUps(t *testing.T) {
 	defer func(saved time.Duration) { waitTimeout = saved }(waitTimeout)
 	srv := startServer(t)
@@ -159,18 +116,13 @@ func TestWaitTimeoutCostsWakeUps(t *testing.T) {
 		rn := newTestRun(t, srv, 60*time.Millisecond, "", "")
 		rn.fetch()
 		sameResponses(t, srv, rn)
-		empty := rn.calls["epoll_wait timeout"]
+		empty := rn.calls[waitCall+" timeout"]
 		if (timeout == 0) != (empty == 0) {
-			t.Errorf("timeout %v: epoll_wait returned empty %d times", timeout, empty)
+			t.Errorf("timeout %v: %s returned empty %d times", timeout, waitCall, empty)
 		}
 	}
 }
 
-// TestEachCallbackIsCalledExactlyOnce drives the event loop directly, with
-// requests that succeed and requests that fail in every way, and counts the
-// callbacks: each request's own callback, once, with its own result. Bytes
-// that cannot start an HTTP response fail at once (received says so after
-// the first read), so garbage comes to its callback as an error.
 func TestEachCallbackIsCalledExactlyOnce(t *testing.T) {
 	srv := startServer(t)
 	rn := newTestRun(t, srv, 10*time.Millisecond, "", "/page?fault=reset", "", "/page?fault=garbage", "", "/page?fault=drip&size=2000&chunk=100&pause=2ms")
@@ -208,73 +160,6 @@ func TestEachCallbackIsCalledExactlyOnce(t *testing.T) {
 	}
 }
 
-// TestEdgeTriggeredWithoutDrainingLosesTheRest shows, on a bare socket pair,
-// why edge-triggered mode must read until EAGAIN (the notes' bug 9: they call
-// epoll "edge triggered", but it is level-triggered unless asked). 20,000
-// bytes arrive at once and the reader takes only 8,192 of them. Level-
-// triggered epoll reports the socket again at the next wait, because bytes
-// are still there; edge-triggered epoll does not, because nothing new has
-// arrived: the rest would wait forever.
-func TestEdgeTriggeredWithoutDrainingLosesTheRest(t *testing.T) {
-	for _, mode := range []struct {
-		name      string
-		events    uint32
-		wantAgain int
-	}{
-		{"level-triggered", unix.EPOLLIN, 1},
-		{"edge-triggered", unix.EPOLLIN | unix.EPOLLET, 0},
-	} {
-		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-		if err != nil {
-			t.Fatal(err)
-		}
-		reader, writer := pair[0], pair[1]
-		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, reader, &unix.EpollEvent{Events: mode.events, Fd: int32(reader)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := unix.Write(writer, make([]byte, 20000)); err != nil {
-			t.Fatal(err)
-		}
-		events := make([]unix.EpollEvent, 1)
-		first := waitIgnoringEINTR(t, epfd, events, 1000)
-		n, _ := unix.Read(reader, make([]byte, 8192)) // one read, not drained
-		// No byte is sent in between: whatever the second wait reports is
-		// about the 11,808 bytes still waiting. 100ms is plenty for an event
-		// that is already due; edge-triggered mode will never report one.
-		again := waitIgnoringEINTR(t, epfd, events, 100)
-		left, _ := unix.IoctlGetInt(reader, unix.SIOCINQ)
-		t.Logf("%s: first wait %d ready, read %d bytes, %d bytes still waiting, next wait %d ready", mode.name, first, n, left, again)
-		if first != 1 || left == 0 || again != mode.wantAgain {
-			t.Errorf("%s: first wait %d, %d bytes left, second wait %d; want 1, >0, %d", mode.name, first, left, again, mode.wantAgain)
-		}
-		unix.Close(epfd)
-		unix.Close(reader)
-		unix.Close(writer)
-	}
-}
-
-func waitIgnoringEINTR(t *testing.T, epfd int, events []unix.EpollEvent, timeoutMS int) int {
-	t.Helper()
-	for {
-		n, err := unix.EpollWait(epfd, events, timeoutMS)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-}
-
-// TestShortWritesContinueWhenWritable: an 8 MB request to a server that
-// reads late fills the send buffer, write returns EAGAIN, and the rest goes
-// out once the socket can take more (the notes' bug 7). The request arrives
-// whole (checked inside sendLargeRequest).
 func TestShortWritesContinueWhenWritable(t *testing.T) {
 	rn := sendLargeRequest(t)
 	t.Logf("write: %d calls, %d of them EAGAIN", rn.calls["write"], rn.calls["write EAGAIN"])

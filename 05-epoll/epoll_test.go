@@ -1,0 +1,89 @@
+//go:build linux
+
+// The tests of what stage 05 asks of epoll (epoll.go), on Linux.
+
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+)
+
+func TestEachSocketIsAddedModifiedAndDeletedOnce(t *testing.T) {
+	srv := startServer(t)
+	rn := newTestRun(t, srv, 50*time.Millisecond, "", "", "", "", "")
+	rn.fetch()
+	sameResponses(t, srv, rn)
+	got := map[string]int{}
+	for _, call := range []string{"epoll_create1", "epoll_ctl ADD", "epoll_ctl MOD", "epoll_ctl DEL"} {
+		got[call] = rn.calls[call]
+	}
+	want := map[string]int{"epoll_create1": 1, "epoll_ctl ADD": 5, "epoll_ctl MOD": 5, "epoll_ctl DEL": 5}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("epoll calls (-want +got):\n%s", diff)
+	}
+	// Each socket becomes ready a few times (connected, data, end of file):
+	// the waits are counted in events, not in milliseconds of waiting.
+	if waits := rn.calls["epoll_wait"]; waits > 4*5+2 {
+		t.Errorf("%d epoll_wait calls for 5 requests: a socket is reported ready with nothing to do", waits)
+	}
+}
+
+func TestEdgeTriggeredWithoutDrainingLosesTheRest(t *testing.T) {
+	for _, mode := range []struct {
+		name      string
+		events    uint32
+		wantAgain int
+	}{
+		{"level-triggered", unix.EPOLLIN, 1},
+		{"edge-triggered", unix.EPOLLIN | unix.EPOLLET, 0},
+	} {
+		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reader, writer := pair[0], pair[1]
+		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, reader, &unix.EpollEvent{Events: mode.events, Fd: int32(reader)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := unix.Write(writer, make([]byte, 20000)); err != nil {
+			t.Fatal(err)
+		}
+		events := make([]unix.EpollEvent, 1)
+		first := waitIgnoringEINTR(t, epfd, events, 1000)
+		n, _ := unix.Read(reader, make([]byte, 8192)) // one read, not drained
+		// No byte is sent in between: whatever the second wait reports is
+		// about the 11,808 bytes still waiting. 100ms is plenty for an event
+		// that is already due; edge-triggered mode will never report one.
+		again := waitIgnoringEINTR(t, epfd, events, 100)
+		left, _ := unix.IoctlGetInt(reader, unix.SIOCINQ)
+		t.Logf("%s: first wait %d ready, read %d bytes, %d bytes still waiting, next wait %d ready", mode.name, first, n, left, again)
+		if first != 1 || left == 0 || again != mode.wantAgain {
+			t.Errorf("%s: first wait %d, %d bytes left, second wait %d; want 1, >0, %d", mode.name, first, left, again, mode.wantAgain)
+		}
+		unix.Close(epfd)
+		unix.Close(reader)
+		unix.Close(writer)
+	}
+}
+
+func waitIgnoringEINTR(t *testing.T, epfd int, events []unix.EpollEvent, timeoutMS int) int {
+	t.Helper()
+	for {
+		n, err := unix.EpollWait(epfd, events, timeoutMS)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+}
