@@ -75,18 +75,12 @@ func fetchAll(rn *run) {
 	buf := make([]byte, 8192) // one buffer serves every socket: the loop reads one at a time
 	for len(pending) > 0 {
 		if rn.timeLeft() == 0 { // -deadline has passed: end every request still going
-			for _, c := range pending {
-				closeSocket(c.r, c.fd)
-				c.r.finish(c.timedOut())
-			}
+			endAll(pending, func(c *conn) error { return c.timedOut() })
 			return
 		}
 		readable, writable, err := waitUntilReady(rn, pending)
 		if err != nil { // select itself failed: no request can go on
-			for _, c := range pending {
-				closeSocket(c.r, c.fd)
-				c.r.finish(err)
-			}
+			endAll(pending, func(*conn) error { return err })
 			return
 		}
 		unfinished := pending[:0] // filtered in place: a new slice every round would be garbage
@@ -104,6 +98,14 @@ func fetchAll(rn *run) {
 			unfinished = append(unfinished, c)
 		}
 		pending = unfinished
+	}
+}
+
+// endAll ends every request still going, each with the error why gives it.
+func endAll(pending []*conn, why func(c *conn) error) {
+	for _, c := range pending {
+		closeSocket(c.r, c.fd)
+		c.r.finish(why(c))
 	}
 }
 

@@ -113,18 +113,12 @@ func (l *eventLoop) Run() {
 		l.pending = append(l.pending, l.added...) // the requests added since the last round
 		l.added = l.added[:0]
 		if l.rn.timeLeft() == 0 { // -deadline has passed: end every request still going
-			for _, c := range l.pending {
-				c.end(c.timedOut())
-			}
-			l.pending = l.pending[:0]
+			l.endAll(func(c *conn) error { return c.timedOut() })
 			continue // a callback's Add has started nothing: the loop ends
 		}
 		readable, writable, err := l.waitUntilReady()
 		if err != nil { // select itself failed: no request can go on
-			for _, c := range l.pending {
-				c.end(err)
-			}
-			l.pending = l.pending[:0]
+			l.endAll(func(*conn) error { return err })
 			continue // requests their callbacks added get a try of their own
 		}
 		unfinished := l.pending[:0] // filtered in place: a new slice every round would be garbage
@@ -142,6 +136,15 @@ func (l *eventLoop) Run() {
 		}
 		l.pending = unfinished
 	}
+}
+
+// endAll ends every request still going, each with the error why gives it,
+// and calls its callback.
+func (l *eventLoop) endAll(why func(c *conn) error) {
+	for _, c := range l.pending {
+		c.end(why(c))
+	}
+	l.pending = l.pending[:0]
 }
 
 // waitUntilReady builds the two sets select(2) takes (a bit per descriptor)

@@ -148,13 +148,21 @@ func (l *eventLoop) Add(r *request, callback func(response []byte, err error)) {
 func (l *eventLoop) Run() {
 	for len(l.pending) > 0 {
 		if l.rn.timeLeft() == 0 { // -deadline has passed: end every request still going
-			for _, c := range l.pending {
-				l.forget(c)
-				c.end(c.timedOut())
-			}
+			l.endAll(func(c *conn) error { return c.timedOut() })
 			return
 		}
 		l.turn(l.sleepLimit())
+	}
+}
+
+// endAll ends every request still going, each with the error why gives it,
+// and calls its callback. A callback may Add a request meanwhile: Add starts
+// nothing after -deadline, and after a failed wait the new request is in
+// pending for the loop's next round.
+func (l *eventLoop) endAll(why func(c *conn) error) {
+	for _, c := range l.pending {
+		l.forget(c)
+		c.end(why(c))
 	}
 }
 
@@ -180,10 +188,7 @@ func (l *eventLoop) Poll() {
 func (l *eventLoop) turn(timeout int) {
 	ready, err := l.watched.wait(l.rn, timeout)
 	if err != nil { // the wait itself failed: no request can go on
-		for _, c := range l.pending {
-			l.forget(c)
-			c.end(err)
-		}
+		l.endAll(func(*conn) error { return err })
 		return
 	}
 	// Only the ready ones: nothing to scan. Unlike select, nothing was rebuilt
