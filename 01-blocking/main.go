@@ -99,7 +99,7 @@ func connect(r *request, fd int) error {
 	case unix.EINPROGRESS:
 		return r.timedOut("connecting") // SO_SNDTIMEO ran out
 	}
-	return fmt.Errorf("connect to %s: %w", r.target, err)
+	return fmt.Errorf("connect to %s: %w", r.hostport, err)
 }
 
 // waitConnected waits for a handshake that a signal took connect away from.
@@ -128,7 +128,7 @@ func waitConnected(r *request, fd int) error {
 		return fmt.Errorf("getsockopt SO_ERROR: %w", err)
 	}
 	if soErr != 0 {
-		return fmt.Errorf("connect to %s: %w", r.target, unix.Errno(soErr))
+		return fmt.Errorf("connect to %s: %w", r.hostport, unix.Errno(soErr))
 	}
 	return nil
 }

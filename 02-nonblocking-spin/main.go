@@ -132,7 +132,7 @@ func start(r *request) (*conn, error) {
 	r.record("connect", 0, err)
 	if err != nil && err != unix.EINPROGRESS {
 		closeSocket(r, fd)
-		return nil, fmt.Errorf("connect to %s: %w", r.target, err)
+		return nil, fmt.Errorf("connect to %s: %w", r.hostport, err)
 	}
 	return &conn{r: r, fd: fd, connected: err == nil}, nil
 }
@@ -169,7 +169,7 @@ func (c *conn) checkConnected() error {
 	case unix.EALREADY, unix.EINPROGRESS, unix.EINTR:
 		return nil // not yet: ask again next round
 	}
-	return fmt.Errorf("connect to %s: %w", c.r.target, err)
+	return fmt.Errorf("connect to %s: %w", c.r.hostport, err)
 }
 
 // sendRequest writes as much of the request as the socket takes now.

@@ -265,7 +265,7 @@ func start(r *request) (*conn, error) {
 	r.record("connect", 0, err)
 	if err != nil && err != unix.EINPROGRESS {
 		closeSocket(r, fd)
-		return nil, fmt.Errorf("connect to %s: %w", r.target, err)
+		return nil, fmt.Errorf("connect to %s: %w", r.hostport, err)
 	}
 	return &conn{r: r, fd: fd, connected: err == nil}, nil
 }
@@ -305,7 +305,7 @@ func (c *conn) checkConnected() error {
 		return fmt.Errorf("getsockopt SO_ERROR: %w", err)
 	}
 	if soErr != 0 {
-		return fmt.Errorf("connect to %s: %w", c.r.target, unix.Errno(soErr))
+		return fmt.Errorf("connect to %s: %w", c.r.hostport, unix.Errno(soErr))
 	}
 	c.connected = true
 	return nil
