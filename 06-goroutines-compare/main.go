@@ -3,14 +3,14 @@
 // Stage 06-goroutines-compare: one goroutine per request, each written like stage 01.
 //
 // Each request gets a goroutine of its own, and that goroutine does what
-// stage 01 did: connect, write the request, read until end of file, close.
-// It uses Go's net package instead of raw system calls, and none of its calls
-// that look blocking really block. Underneath, the socket is nonblocking;
-// when a system call cannot finish yet (connect says EINPROGRESS, read or
-// write say EAGAIN), the runtime parks the goroutine and leaves the socket to
-// its netpoller, which is epoll on Linux and kqueue on macOS and FreeBSD. When
-// the socket is ready, the netpoller makes the goroutine runnable again, and
-// the call carries on as if it had waited. So the code is as simple as stage
+// stage 01 did: connect, write the request, read until the response is
+// complete, close. It uses Go's net package instead of raw system calls, and
+// none of its calls that look blocking really block. Underneath, the socket
+// is nonblocking; when a system call cannot finish yet (connect says
+// EINPROGRESS, read or write say EAGAIN), the runtime parks the goroutine and
+// leaves the socket to its netpoller, which is epoll on Linux and kqueue on
+// macOS and FreeBSD. When the socket is ready, the netpoller makes the
+// goroutine runnable again, and the call carries on as if it had waited. So the code is as simple as stage
 // 01's and the run as concurrent as stage 05's: the event loop of stages
 // 03-05 is still there, inside the runtime, shared by every goroutine.
 //
@@ -41,8 +41,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 const stage = "06-goroutines-compare"
@@ -87,7 +90,10 @@ func setModel(name string) error {
 // fetchAll is the part every stage rewrites: how the requests are driven.
 // Here, each request runs in a goroutine of its own, from start to finish as
 // in stage 01, and fetchAll waits until every one is done. There is no loop
-// over sockets here: the runtime has it.
+// over sockets here: the runtime has it. A goroutine may first run some time
+// after the go statement (thousands are started at once), so each looks at
+// the clock when it does: once -deadline has passed, its request fails at
+// once, without starting.
 func fetchAll(rn *run) {
 	fetchOne := models[model]
 	var wg sync.WaitGroup
@@ -96,6 +102,10 @@ func fetchAll(rn *run) {
 		go func() {
 			defer wg.Done()
 			r.begin()
+			if rn.timeLeft() == 0 {
+				r.finish(r.notStarted())
+				return
+			}
 			r.finish(fetchOne(r))
 		}()
 	}
@@ -116,9 +126,8 @@ func fetch(r *request) error {
 	// The server's address is already resolved (r.addr): dialing the IP
 	// address itself means no name lookup per request. The dialer gives up
 	// at -deadline.
-	server := &net.TCPAddr{IP: r.addr.Addr[:], Port: r.addr.Port}
 	dialer := net.Dialer{Deadline: r.rn.deadline}
-	conn, err := dialer.Dial("tcp", server.String())
+	conn, err := dialer.Dial("tcp", addrPort(r.addr).String())
 	r.record("dial", 0, err)
 	if err != nil {
 		return timedOutOr(r, err, "connecting") // net has closed the socket already
@@ -138,6 +147,18 @@ func fetch(r *request) error {
 		return timedOutOr(r, err, fmt.Sprintf("reading the response (%d bytes so far)", len(r.response)))
 	}
 	return nil
+}
+
+// addrPort is a socket address as the net package writes it, an IP address
+// of either family and a port: 127.0.0.1:8000, or [::1]:8000.
+func addrPort(sa unix.Sockaddr) netip.AddrPort {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
+	}
+	return netip.AddrPort{} // resolve (scaffold.go) makes no other kind
 }
 
 // timedOutOr turns net's "i/o timeout" (the deadline passed) into the error
@@ -161,11 +182,13 @@ func sendRequest(r *request, conn net.Conn) error {
 	return err
 }
 
-// receiveResponse reads until the server closes the connection, which is how
-// an HTTP/1.0 response ends. Each Read returns the bytes that have arrived;
-// when none have, read(2) says EAGAIN underneath and the runtime parks this
-// goroutine until epoll says the socket is readable. read(2) returning 0
-// (end of file) comes back as io.EOF.
+// receiveResponse reads until the response is complete: until the server
+// closes the connection, which is how an HTTP/1.0 response ends, or until
+// the response's own framing says it is whole (received tells), as from a
+// server that keeps the connection open. Each Read returns the bytes that
+// have arrived; when none have, read(2) says EAGAIN underneath and the
+// runtime parks this goroutine until epoll says the socket is readable.
+// read(2) returning 0 (end of file) comes back as io.EOF.
 func receiveResponse(r *request, conn net.Conn) error {
 	buf := make([]byte, 8192)
 	for {
@@ -178,12 +201,11 @@ func receiveResponse(r *request, conn net.Conn) error {
 		case err != nil:
 			return err
 		case n == 0:
-			return nil // end of file: the server closed, the response is complete
+			return nil // end of file: the server closed (finish checks the response is whole)
 		}
-		if err := r.checkSize(len(r.response) + n); err != nil {
-			return err // a huge or endless response: stop here (-max-bytes)
+		if complete, err := r.received(buf[:n]); complete || err != nil {
+			return err // whole by its framing, or broken (not HTTP, over -max-bytes…)
 		}
-		r.received(buf[:n])
 	}
 }
 

@@ -6,25 +6,102 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"blocking-to-epoll/internal/testserver"
+
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 )
 
 // TestMain lets this test binary be a child of -model processes: the
 // children run os.Executable, which in a test is the test binary itself, and
 // must fetch their request, not run the tests.
+//
+// A child started with hangEnv set never does its request: it sleeps until
+// it is killed, as a child that is stuck would. And started with serveEnv,
+// the test binary is the test server, in a process of its own (see
+// startServerApart).
 func TestMain(m *testing.M) {
-	if isChild() {
+	switch {
+	case os.Getenv(serveEnv) != "":
+		os.Exit(serveUntilStdinCloses())
+	case isChild() && os.Getenv(hangEnv) != "":
+		time.Sleep(time.Hour)
+	case isChild():
 		os.Exit(runChild(os.Stdin, os.Stdout, os.Stderr))
 	}
+	// A program built with -race sleeps a second as it exits, to catch
+	// races in its last moments (GORACE's atexit_sleep_ms, 1000 by default).
+	// The children are this test binary: each would end a second after its
+	// request, and be killed at -deadline instead.
+	os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	os.Exit(m.Run())
+}
+
+// hangEnv makes the children of a test hang (see TestMain).
+const hangEnv = "STAGE06_TEST_CHILD_HANGS"
+
+// serveEnv makes the test binary the test server (see TestMain).
+const serveEnv = "STAGE06_TEST_SERVE"
+
+// serveUntilStdinCloses runs the test server, prints its address, and
+// serves until standard input closes: when the test that started this
+// process closes its end, or ends.
+func serveUntilStdinCloses() int {
+	srv, err := testserver.Start("127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(srv.Addr())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	srv.Close()
+	return 0
+}
+
+// startServerApart starts the test server in a process of its own, so
+// that its ends of the connections are not descriptors of this process, and
+// returns its address. It stops when the test ends.
+func startServerApart(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), serveEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+	})
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal("the test server process said no address:", err)
+	}
+	return strings.TrimSpace(addr)
 }
 
 var allModels = []string{"goroutines", "threads", "processes"}
@@ -107,8 +184,8 @@ func TestEachModelMakesItsOwnCalls(t *testing.T) {
 			if blocking := rn.calls["connect"] + rn.calls["write"] + rn.calls["read"]; name == "threads" && rn.calls["setsockopt"] != blocking {
 				t.Errorf("setsockopt %d, want one before each of the %d blocking calls (stage 01's timeouts)", rn.calls["setsockopt"], blocking)
 			}
-			if name != "processes" && (rn.calls["write"] != 3 || rn.calls["read"] < 6) {
-				t.Errorf("write %d, read %d: want one write and at least two reads (data, then end of file) per request", rn.calls["write"], rn.calls["read"])
+			if name != "processes" && (rn.calls["write"] != 3 || rn.calls["read"] < 3) {
+				t.Errorf("write %d, read %d: want one write and at least one read per request", rn.calls["write"], rn.calls["read"])
 			}
 		})
 	}
@@ -228,5 +305,224 @@ func TestEveryModelKeepsTheDeadline(t *testing.T) {
 			useModel(t, name)
 			checkDeadlineEndsTheRun(t)
 		})
+	}
+}
+
+// TestEveryModelReadsServersNotWrittenHere runs the scaffold's check of the
+// answers ordinary servers give (kept-alive connections, chunked bodies,
+// bare LF, a reset after the response, a banner, an endless header, a body
+// longer than its Content-Length) in every model: each stops reading where
+// the response's framing says it ends, a child process too.
+func TestEveryModelReadsServersNotWrittenHere(t *testing.T) {
+	for _, name := range allModels {
+		t.Run(name, func(t *testing.T) {
+			useModel(t, name)
+			checkServersNotWrittenHere(t)
+		})
+	}
+}
+
+// TestEveryModelEndsAtTheDeadline points hundreds of requests (fifty
+// processes), more than a slow machine can start in time, at a server that
+// accepts connections and never reads or answers, with -deadline 300ms. Every request must fail as timed out, or as
+// not started if its turn came after the deadline; the run must end soon
+// after the deadline (a thread per request or a process per request
+// included), and nothing may be left open.
+func TestEveryModelEndsAtTheDeadline(t *testing.T) {
+	requests := map[string]int{"goroutines": 300, "threads": 200, "processes": 50}
+	const deadline, margin = 300 * time.Millisecond, 2 * time.Second
+	for _, name := range allModels {
+		t.Run(name, func(t *testing.T) {
+			useModel(t, name)
+			fdsBefore, goroutinesBefore := openDescriptors(t), runtime.NumGoroutine()
+			deaf, err := testserver.Deaf("tcp4")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rn, err := newRun(config{n: requests[name], addr: deaf.Addr().String(), deadline: deadline}, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			began := time.Now()
+			rn.fetch()
+			took := time.Since(began)
+			deaf.Close()
+
+			if took > deadline+margin {
+				t.Errorf("the run took %v with -deadline %v; want it over within %v", took, deadline, deadline+margin)
+			}
+			want := map[string]int{"timed out or not started": len(rn.requests)}
+			if diff := cmp.Diff(want, endings(rn)); diff != "" {
+				t.Errorf("how the requests ended (-want +got):\n%s", diff)
+			}
+			nothingLeftOpen(t, fdsBefore, goroutinesBefore)
+		})
+	}
+}
+
+// endings counts how a run's requests ended: "timed out or not started", as
+// -deadline ends them, or else the error itself.
+func endings(rn *run) map[string]int {
+	got := map[string]int{}
+	for _, r := range rn.requests {
+		switch {
+		case r.err == nil:
+			got["succeeded"]++
+		case errors.Is(r.err, errTimedOut), r.err.Error() == r.notStarted().Error():
+			got["timed out or not started"]++
+		default:
+			got[r.err.Error()]++
+		}
+	}
+	return got
+}
+
+// errorTexts counts the errors of a run's requests by their text.
+func errorTexts(rn *run) map[string]int {
+	got := map[string]int{}
+	for _, r := range rn.requests {
+		if r.err != nil {
+			got[r.err.Error()]++
+		}
+	}
+	return got
+}
+
+// TestNothingStartsAfterTheDeadline runs every model with a deadline that
+// has passed before the first request's turn: no request starts (no
+// socket, no thread, no process), each says so, and the server sees none.
+func TestNothingStartsAfterTheDeadline(t *testing.T) {
+	for _, name := range allModels {
+		t.Run(name, func(t *testing.T) {
+			useModel(t, name)
+			srv := startServer(t)
+			rn := newTestRun(t, srv, 0, "", "", "")
+			rn.cfg.deadline = time.Nanosecond
+			rn.fetch()
+			want := map[string]int{"not started: the run's -deadline of 1ns passed": 3}
+			if diff := cmp.Diff(want, errorTexts(rn)); diff != "" {
+				t.Errorf("how the requests ended (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(map[string]int{}, rn.calls); diff != "" {
+				t.Errorf("calls made (-want +got):\n%s", diff)
+			}
+			if st := srv.Stats(rn.tag); st.Requests != 0 {
+				t.Errorf("the server saw %d requests; want none", st.Requests)
+			}
+		})
+	}
+}
+
+// TestLateChildDoesNotStart: a child process that is ready only after
+// -deadline (starting a program takes time) does not start its request, and
+// says so; the parent then reports it as not started.
+func TestLateChildDoesNotStart(t *testing.T) {
+	t.Setenv(childEnv, "127.0.0.1:1")
+	t.Setenv(childDeadlineEnv, "1s")
+	t.Setenv(childDeadlineAtEnv, time.Now().Add(-time.Second).Format(time.RFC3339Nano))
+	var out, errOut bytes.Buffer
+	code := runChild(strings.NewReader("GET / HTTP/1.0\r\n\r\n"), &out, &errOut)
+	got := []any{code, out.String(), errOut.String()}
+	want := []any{childNotStarted, "", "not started: the run's -deadline of 1s passed\n"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("exit code, standard output and standard error (-want +got):\n%s", diff)
+	}
+}
+
+// TestStuckChildIsKilled: a child that never ends (hangEnv) is killed soon
+// after -deadline, and its request fails as timed out, saying that the
+// process was killed; the run ends, and nothing is left open.
+func TestStuckChildIsKilled(t *testing.T) {
+	useModel(t, "processes")
+	t.Setenv(hangEnv, "1")
+	srv := startServer(t)
+	fdsBefore, goroutinesBefore := openDescriptors(t), runtime.NumGoroutine()
+	rn := newTestRun(t, srv, 0, "", "")
+	rn.cfg.deadline = 300 * time.Millisecond
+	began := time.Now()
+	rn.fetch()
+	if took := time.Since(began); took > rn.cfg.deadline+2*time.Second {
+		t.Errorf("the run took %v with -deadline %v", took, rn.cfg.deadline)
+	}
+	for _, r := range rn.requests {
+		if !errors.Is(r.err, errTimedOut) || !strings.Contains(r.err.Error(), "which was then killed") {
+			t.Errorf("request %d: error %v; want a timeout that says the process was killed", r.id, r.err)
+		}
+	}
+	nothingLeftOpen(t, fdsBefore, goroutinesBefore)
+}
+
+// TestEveryModelSaysWhichDescriptorLimit lowers RLIMIT_NOFILE to a few
+// descriptors more than are open, and runs more requests at once than fit:
+// some complete, and every one that fails says it ran out of descriptors
+// and names the limit. For the processes model that includes the rare start
+// that fails with EBADF instead of EMFILE (see startError). The server runs
+// in a process of its own, under its own limit: in this one, its ends of
+// the connections would use up the descriptors that its answers wait for.
+func TestEveryModelSaysWhichDescriptorLimit(t *testing.T) {
+	for _, name := range allModels {
+		t.Run(name, func(t *testing.T) {
+			useModel(t, name)
+			addr := startServerApart(t)
+			rn, err := newRun(config{n: 30, delay: 200 * time.Millisecond, addr: addr, deadline: 10 * time.Second}, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			withDescriptorLimit(t, len(openDescriptors(t))+16, rn.fetch)
+			failed := 0
+			for _, r := range rn.requests {
+				switch {
+				case r.err == nil && r.status != 200:
+					t.Errorf("request %d: status %d", r.id, r.status)
+				case r.err == nil:
+				case !strings.Contains(r.err.Error(), "too many open files") || !strings.Contains(r.err.Error(), "RLIMIT_NOFILE"):
+					t.Errorf("request %d: error %v; want one that says too many open files and names RLIMIT_NOFILE", r.id, r.err)
+				default:
+					failed++
+				}
+			}
+			t.Logf("%d of %d requests ran out of descriptors", failed, len(rn.requests))
+			if failed == 0 || failed == len(rn.requests) {
+				t.Errorf("%d of %d requests ran out of descriptors; want some, not all", failed, len(rn.requests))
+			}
+		})
+	}
+}
+
+// withDescriptorLimit runs f with the soft RLIMIT_NOFILE lowered to limit,
+// and puts it back after.
+func withDescriptorLimit(t *testing.T, limit int, f func()) {
+	t.Helper()
+	var saved unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
+		t.Skip("getrlimit:", err)
+	}
+	lowered := saved
+	setLimit(&lowered.Cur, limit)
+	if lowered.Cur >= saved.Cur {
+		t.Skipf("RLIMIT_NOFILE is %d already, not above %d", saved.Cur, limit)
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lowered); err != nil {
+		t.Skip("cannot lower RLIMIT_NOFILE here:", err)
+	}
+	defer func() {
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
+			t.Fatal("cannot put RLIMIT_NOFILE back:", err)
+		}
+	}()
+	f()
+}
+
+// setLimit sets a field of unix.Rlimit, which is a uint64 on Linux and
+// macOS and an int64 on FreeBSD.
+func setLimit[T ~int64 | ~uint64](field *T, n int) { *field = T(n) }
+
+// TestBadDescriptorAtStartIsOutOfDescriptors: the EBADF that a child's
+// start can fail with when the process is at its descriptor limit reads as
+// what it is, too many open files, with the scaffold's hint.
+func TestBadDescriptorAtStartIsOutOfDescriptors(t *testing.T) {
+	err := startError(&os.PathError{Op: "fork/exec", Path: "/bin/stage", Err: unix.EBADF})
+	if !errors.Is(err, unix.EMFILE) || !strings.Contains(err.Error(), "too many open files") || !strings.Contains(hint(err), "RLIMIT_NOFILE") {
+		t.Errorf("error %v, hint %q; want too many open files, with the hint that names RLIMIT_NOFILE", err, hint(err))
 	}
 }

@@ -393,15 +393,15 @@ func errnoName(err error) string {
 // One request: the bytes to send, and what came back.
 
 type request struct {
-	rn     *run
-	id     int
-	who    string        // "req 3": how -trace names it
-	host   string        // the Host header
-	path   string        // what a person asked for, e.g. /s?wd=hello
-	addr   unix.Sockaddr // where to connect
-	family int           // the socket's address family: AF_INET or AF_INET6, as addr's
-	raw    []byte        // the exact bytes of the request
-	target string        // host:port, for messages
+	rn       *run
+	id       int
+	who      string        // "req 3": how -trace names it
+	host     string        // the Host header
+	path     string        // what a person asked for, e.g. /s?wd=hello
+	addr     unix.Sockaddr // where to connect
+	family   int           // the socket's address family: AF_INET or AF_INET6, as addr's
+	raw      []byte        // the exact bytes of the request
+	hostport string        // the server as -addr names it, for messages
 
 	start, end time.Duration // since the run started
 	response   []byte        // every byte read, header included
@@ -425,7 +425,7 @@ func (rn *run) newRequest(id int, host, path string) *request {
 	}
 	raw := "GET " + path + sep + query + " HTTP/1.0\r\nHost: " + host + "\r\n\r\n"
 	return &request{rn: rn, id: id, who: "req " + strconv.Itoa(id), host: host, path: path,
-		addr: copyOf(rn.server), family: family(rn.server), raw: []byte(raw), target: rn.cfg.addr}
+		addr: copyOf(rn.server), family: family(rn.server), raw: []byte(raw), hostport: rn.cfg.addr}
 }
 
 // record counts a system call made for this request (see run.count).

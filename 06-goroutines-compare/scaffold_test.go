@@ -210,7 +210,7 @@ func withAddr(r *request, addr *net.TCPAddr) {
 	} else {
 		r.addr = &unix.SockaddrInet6{Port: addr.Port, Addr: [16]byte(addr.IP.To16())}
 	}
-	r.family, r.target = family(r.addr), addr.String()
+	r.family, r.hostport = family(r.addr), addr.String()
 }
 
 // TestBothAddressFamilies: -addr takes an IPv4 or an IPv6 address, and the
