@@ -65,8 +65,8 @@ diff: ## what stage TO changes from stage FROM: make diff FROM=01 TO=02
 		printf "   %-24s %4d\n" $$f $$changed; \
 	done
 
-compare: ## every stage and model side by side, against one test server process (about 40 s)
-	go run ./06-goroutines-compare -compare $(ARGS)
+compare: ## every stage and model side by side, against one test server process (go run ./measure, about 40 s)
+	go run ./measure $(ARGS)
 
 curve: ## the cost of one select, poll and epoll_wait as the watched set grows (Linux, about 10 s)
 	go test -run '^$$' -bench WaitCost -benchtime 2000x ./06-goroutines-compare
@@ -79,9 +79,9 @@ check: ## check your answer to an exercise: make check EX=03.1 (the exercises: d
 check-solutions: ## every exercise's check fails on the stages as they are and passes with its solution (about a minute)
 	bash docs/exercises/check-solutions.sh
 
-pictures: ## draw docs/pictures/*.svg from real runs: timelines, comparison, scaling curve (Linux, under a minute); says which it rewrote
+pictures: ## draw docs/pictures/*.svg from real runs (go run ./measure -pictures): timelines, comparison, scaling curve (Linux, under a minute); says which it rewrote
 	@before=$$($(call checksums,-path './docs/pictures/*.svg')); \
-	go run ./docs/pictures/gen $(ARGS); status=$$?; \
+	go run ./measure -pictures $(ARGS); status=$$?; \
 	$(call rewritten,-path './docs/pictures/*.svg'); exit $$status
 
 fuzz: ## fuzz every stage's response handling (FUZZTIME=20000x inputs each)
@@ -92,8 +92,8 @@ docs: ## rerun every command whose output the docs show, put the fresh output in
 	go test -count=1 -run TestDocOutputs ./docs -args -update; status=$$?; \
 	$(call rewritten,-name '*.md'); exit $$status
 
-sync-scaffold: ## copy 01's scaffold.go and scaffold_test.go to every other stage (they must stay identical)
-	@for stage in $(filter-out 01-%,$(STAGES)); do cp 01-blocking/scaffold.go 01-blocking/scaffold_test.go $$stage/; echo "copied to $$stage"; done
+sync-scaffold: ## copy 01's scaffold*.go files to every other stage (they must stay identical)
+	@for stage in $(filter-out 01-%,$(STAGES)); do cp 01-blocking/scaffold*.go $$stage/; echo "copied to $$stage"; done
 
 cross: ## vet every package, tests included, for macOS, FreeBSD and Windows, and build every stage for them (amd64, arm64)
 	@for os in darwin freebsd windows; do for arch in amd64 arm64; do \

@@ -21,8 +21,8 @@
 package main
 
 import (
-	"flag"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -32,12 +32,25 @@ import (
 const stage = "01-blocking"
 
 func main() {
-	os.Exit(runStage(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(program(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// addStageFlags adds the flags only this stage has. Stage 01 has none: the
-// flags every stage shares are in scaffold.go.
-func addStageFlags(fs *flag.FlagSet) {}
+// program is the whole run: the command line, the requests, fetchAll (the
+// lesson, below), and the report. It returns the exit code: 0 when every
+// request got a complete response, 1 when some failed, 2 when the run could
+// not start.
+func program(args []string, stdout, stderr io.Writer) int {
+	flags, cfg := sharedFlags(stage, stderr) // -n, -delay, -addr, … (scaffold.go); stage 01 has no flags of its own
+	rn, err := newRun(flags, cfg, args)      // the test server, unless -addr names one; the requests
+	if err != nil {
+		return cannotStart(stderr, stage, err)
+	}
+	defer rn.close()
+	rn.startClock() // and -deadline with it
+	fetchAll(rn)
+	rn.stopClock()
+	return rn.report(stdout)
+}
 
 // fetchAll is the part every stage rewrites: how the requests are driven.
 // Here, one after another: the next request starts when the previous is done.

@@ -37,7 +37,7 @@ func TestEachRequestMakesTheBlockingCalls(t *testing.T) {
 	rn.fetch()
 	sameResponses(t, srv, rn)
 	got := map[string]int{}
-	for key, count := range rn.calls {
+	for key, count := range rn.counts() {
 		if key != "write" && key != "read" && key != "setsockopt" {
 			got[key] = count
 		}
@@ -46,10 +46,10 @@ func TestEachRequestMakesTheBlockingCalls(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("system calls other than read and write (-want +got):\n%s", diff)
 	}
-	if rn.calls["write"] < 3 || rn.calls["read"] < 3 {
-		t.Errorf("write %d, read %d: want at least one write and one read per request", rn.calls["write"], rn.calls["read"])
+	if rn.counts()["write"] < 3 || rn.counts()["read"] < 3 {
+		t.Errorf("write %d, read %d: want at least one write and one read per request", rn.counts()["write"], rn.counts()["read"])
 	}
-	if blocking := rn.calls["connect"] + rn.calls["write"] + rn.calls["read"]; rn.calls["setsockopt"] != blocking {
-		t.Errorf("setsockopt %d, want one before each of the %d blocking calls", rn.calls["setsockopt"], blocking)
+	if blocking := rn.counts()["connect"] + rn.counts()["write"] + rn.counts()["read"]; rn.counts()["setsockopt"] != blocking {
+		t.Errorf("setsockopt %d, want one before each of the %d blocking calls", rn.counts()["setsockopt"], blocking)
 	}
 }

@@ -41,11 +41,11 @@ func TestSpinningWastesCalls(t *testing.T) {
 	rn := newTestRun(t, srv, 20*time.Millisecond, "", "")
 	rn.fetch()
 	sameResponses(t, srv, rn)
-	if rn.calls["read EAGAIN"] == 0 || rn.wasted() < rn.calls["read EAGAIN"] {
-		t.Errorf("read EAGAIN %d, wasted %d: want wasted reads while the server waits", rn.calls["read EAGAIN"], rn.wasted())
+	if rn.counts()["read EAGAIN"] == 0 || rn.summary().Wasted < rn.counts()["read EAGAIN"] {
+		t.Errorf("read EAGAIN %d, wasted %d: want wasted reads while the server waits", rn.counts()["read EAGAIN"], rn.summary().Wasted)
 	}
-	if rn.calls["connect EINPROGRESS"] != 2 {
-		t.Errorf("connect EINPROGRESS %d, want 2: a nonblocking connect returns before the handshake", rn.calls["connect EINPROGRESS"])
+	if rn.counts()["connect EINPROGRESS"] != 2 {
+		t.Errorf("connect EINPROGRESS %d, want 2: a nonblocking connect returns before the handshake", rn.counts()["connect EINPROGRESS"])
 	}
 }
 
@@ -54,7 +54,7 @@ func TestSpinningWastesCalls(t *testing.T) {
 // (= 0, or EISCONN) before the first write.
 func TestNothingIsSentBeforeTheConnectFinishes(t *testing.T) {
 	var out, trace bytes.Buffer
-	if code := runStage([]string{"-n", "4", "-delay", "0", "-trace"}, &out, &trace); code != 0 {
+	if code := program([]string{"-n", "4", "-delay", "0", "-trace"}, &out, &trace); code != 0 {
 		t.Fatalf("exit code %d, stderr: %s", code, trace.String())
 	}
 	connected := map[string]bool{} // "req 1" → a connect has succeeded
@@ -99,14 +99,14 @@ func TestNotesConnectRace(t *testing.T) {
 		t.Fatalf("connect: %v, want EINPROGRESS", err)
 	}
 	_, err = unix.Write(fd, []byte("GET / HTTP/1.0\r\n\r\n"))
-	t.Logf("the notes' order: write right after connect returned %s (%v)", errnoName(err), err)
+	t.Logf("the notes' order: write right after connect returned %v", err)
 	if err != unix.EAGAIN {
 		t.Errorf("write before the handshake: %v, want EAGAIN (the notes' BlockingIOError)", err)
 	}
 	unix.Close(fd) // done with it: its next SYN must not take the place meant for the stage's
 
 	// This stage's order, on the same kind of slow handshake.
-	rn, err := newRun(config{n: 1, addr: server.addr.String()}, io.Discard)
+	rn, err := prepare(&config{stage: stage, n: 1, addr: server.addr.String()}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,9 +130,9 @@ func TestNotesConnectRace(t *testing.T) {
 			break
 		}
 	}
-	t.Logf("this stage's order: %d connects returned EALREADY before the handshake finished; response %d, error %v", rn.calls["connect EALREADY"], r.status, r.err)
-	if r.err != nil || r.status != 200 || rn.calls["connect EALREADY"] == 0 {
-		t.Errorf("status %d, error %v, %d EALREADY: want 200 after a slow handshake", r.status, r.err, rn.calls["connect EALREADY"])
+	t.Logf("this stage's order: %d connects returned EALREADY before the handshake finished; response %d, error %v", rn.counts()["connect EALREADY"], r.parse.status, r.err)
+	if r.err != nil || r.parse.status != 200 || rn.counts()["connect EALREADY"] == 0 {
+		t.Errorf("status %d, error %v, %d EALREADY: want 200 after a slow handshake", r.parse.status, r.err, rn.counts()["connect EALREADY"])
 	}
 	if r.err != nil {
 		return // the server may still be waiting for a request that never came
@@ -228,8 +228,8 @@ func readRequest(fd int) string {
 // whole (checked inside sendLargeRequest).
 func TestShortWritesContinueWhenWritable(t *testing.T) {
 	rn := sendLargeRequest(t)
-	t.Logf("write: %d calls, %d of them EAGAIN", rn.calls["write"], rn.calls["write EAGAIN"])
-	if rn.calls["write EAGAIN"] == 0 || rn.calls["write"] < 2 {
-		t.Errorf("write %d, write EAGAIN %d: the request should not fit in one write", rn.calls["write"], rn.calls["write EAGAIN"])
+	t.Logf("write: %d calls, %d of them EAGAIN", rn.counts()["write"], rn.counts()["write EAGAIN"])
+	if rn.counts()["write EAGAIN"] == 0 || rn.counts()["write"] < 2 {
+		t.Errorf("write %d, write EAGAIN %d: the request should not fit in one write", rn.counts()["write"], rn.counts()["write EAGAIN"])
 	}
 }

@@ -25,8 +25,8 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -35,19 +35,32 @@ import (
 
 const stage = "04-callback-reactor"
 
-func main() {
-	os.Exit(runStage(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-// selectTimeout is how long one select call may sleep when nothing is ready.
-// 0 (the default) means no limit but -deadline: sleep until a socket is
-// ready, or until the run's time is up. The notes
-// use 5ms, which wakes the process 200 times a second for nothing.
+// selectTimeout is the -timeout flag: how long one select call may sleep
+// when nothing is ready. 0 (the default) means no limit but -deadline: sleep
+// until a socket is ready, or until the run's time is up. The notes use
+// 5ms, which wakes the process 200 times a second for nothing.
 var selectTimeout time.Duration
 
-// addStageFlags adds the flags only this stage has: -timeout.
-func addStageFlags(fs *flag.FlagSet) {
-	fs.DurationVar(&selectTimeout, "timeout", 0, "longest sleep of one select call; 0 sleeps until a socket is ready or -deadline (the notes use 5ms)")
+func main() {
+	os.Exit(program(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// program is the whole run: the command line, the requests, fetchAll (the
+// lesson, below), and the report. It returns the exit code: 0 when every
+// request got a complete response, 1 when some failed, 2 when the run could
+// not start.
+func program(args []string, stdout, stderr io.Writer) int {
+	flags, cfg := sharedFlags(stage, stderr) // -n, -delay, -addr, … (scaffold.go)
+	flags.DurationVar(&selectTimeout, "timeout", 0, "longest sleep of one select call; 0 sleeps until a socket is ready or -deadline (the notes use 5ms)")
+	rn, err := newRun(flags, cfg, args) // the test server, unless -addr names one; the requests
+	if err != nil {
+		return cannotStart(stderr, stage, err)
+	}
+	defer rn.close()
+	rn.startClock() // and -deadline with it
+	fetchAll(rn)
+	rn.stopClock()
+	return rn.report(stdout)
 }
 
 // fetchAll is the part every stage rewrites: how the requests are driven.

@@ -63,7 +63,7 @@ func TestFarFewerCallsThanSpinning(t *testing.T) {
 	rn := newTestRun(t, srv, 50*time.Millisecond, "", "", "", "", "")
 	rn.fetch()
 	sameResponses(t, srv, rn)
-	spinning, selecting := totalCalls(spin.Syscalls), totalCalls(rn.calls)
+	spinning, selecting := totalCalls(spin.Syscalls), totalCalls(rn.counts())
 	if selecting*10 > spinning {
 		t.Errorf("stage 02 made %d system calls, this stage %d: want at least ten times fewer", spinning, selecting)
 	}
@@ -81,7 +81,7 @@ func TestPollingTimeoutCostsWakeUps(t *testing.T) {
 		rn := newTestRun(t, srv, 60*time.Millisecond, "", "")
 		rn.fetch()
 		sameResponses(t, srv, rn)
-		empty := rn.calls["select timeout"]
+		empty := rn.counts()["select timeout"]
 		if timeout == 0 && empty != 0 {
 			t.Errorf("without a timeout, select returned empty %d times; want 0", empty)
 		}
@@ -110,12 +110,12 @@ func TestSelectLimitIsReportedClearly(t *testing.T) {
 	ok, refused := 0, 0
 	for _, r := range rn.requests {
 		switch {
-		case r.err == nil && r.status == 200:
+		case r.err == nil && r.parse.status == 200:
 			ok++
 		case errors.Is(r.err, errFDSetFull):
 			refused++
 		default:
-			t.Errorf("request %d: status %d, error %v; want success or the FD_SETSIZE message", r.id, r.status, r.err)
+			t.Errorf("request %d: status %d, error %v; want success or the FD_SETSIZE message", r.id, r.parse.status, r.err)
 		}
 	}
 	if ok == 0 || refused == 0 || ok+refused != 1100 {
@@ -174,8 +174,8 @@ func TestEachCallbackIsCalledExactlyOnce(t *testing.T) {
 // whole (checked inside sendLargeRequest).
 func TestShortWritesContinueWhenWritable(t *testing.T) {
 	rn := sendLargeRequest(t)
-	t.Logf("write: %d calls, %d of them EAGAIN", rn.calls["write"], rn.calls["write EAGAIN"])
-	if rn.calls["write EAGAIN"] == 0 || rn.calls["write"] < 2 {
-		t.Errorf("write %d, write EAGAIN %d: the request should not fit in one write", rn.calls["write"], rn.calls["write EAGAIN"])
+	t.Logf("write: %d calls, %d of them EAGAIN", rn.counts()["write"], rn.counts()["write EAGAIN"])
+	if rn.counts()["write EAGAIN"] == 0 || rn.counts()["write"] < 2 {
+		t.Errorf("write %d, write EAGAIN %d: the request should not fit in one write", rn.counts()["write"], rn.counts()["write EAGAIN"])
 	}
 }

@@ -19,7 +19,7 @@ func TestEachSocketIsAddedModifiedAndDeletedOnce(t *testing.T) {
 	sameResponses(t, srv, rn)
 	got := map[string]int{}
 	for _, call := range []string{"epoll_create1", "epoll_ctl ADD", "epoll_ctl MOD", "epoll_ctl DEL"} {
-		got[call] = rn.calls[call]
+		got[call] = rn.counts()[call]
 	}
 	want := map[string]int{"epoll_create1": 1, "epoll_ctl ADD": 5, "epoll_ctl MOD": 5, "epoll_ctl DEL": 5}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -27,7 +27,7 @@ func TestEachSocketIsAddedModifiedAndDeletedOnce(t *testing.T) {
 	}
 	// Each socket becomes ready a few times (connected, data, end of file):
 	// the waits are counted in events, not in milliseconds of waiting.
-	if waits := rn.calls["epoll_wait"]; waits > 4*5+2 {
+	if waits := rn.counts()["epoll_wait"]; waits > 4*5+2 {
 		t.Errorf("%d epoll_wait calls for 5 requests: a socket is reported ready with nothing to do", waits)
 	}
 }

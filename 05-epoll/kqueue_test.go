@@ -20,7 +20,7 @@ func TestEachSocketIsAddedSwitchedAndDeletedOnce(t *testing.T) {
 	sameResponses(t, srv, rn)
 	got := map[string]int{}
 	for _, call := range []string{"kqueue", "kevent EV_ADD", "kevent EV_DELETE+EV_ADD", "kevent EV_DELETE"} {
-		got[call] = rn.calls[call]
+		got[call] = rn.counts()[call]
 	}
 	want := map[string]int{"kqueue": 1, "kevent EV_ADD": 5, "kevent EV_DELETE+EV_ADD": 5, "kevent EV_DELETE": 5}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -28,7 +28,7 @@ func TestEachSocketIsAddedSwitchedAndDeletedOnce(t *testing.T) {
 	}
 	// Each socket becomes ready a few times (connected, data, end of file):
 	// the waits are counted in events, not in milliseconds of waiting.
-	if waits := rn.calls["kevent"]; waits > 4*5+2 {
+	if waits := rn.counts()["kevent"]; waits > 4*5+2 {
 		t.Errorf("%d kevent waits for 5 requests: a socket is reported ready with nothing to do", waits)
 	}
 }

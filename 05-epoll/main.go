@@ -34,8 +34,8 @@
 package main
 
 import (
-	"flag"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -44,23 +44,37 @@ import (
 
 const stage = "05-epoll"
 
-func main() {
-	os.Exit(runStage(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-// waitTimeout is how long one wait (epoll_wait, kevent) may sleep when nothing is ready.
-// 0 (the default) means no limit but -deadline: sleep until a socket is
-// ready, or until the run's time is up.
+// waitTimeout is the -timeout flag: how long one wait (epoll_wait, kevent)
+// may sleep when nothing is ready. 0 (the default) means no limit but
+// -deadline: sleep until a socket is ready, or until the run's time is up.
 var waitTimeout time.Duration
 
-// edgeTriggered asks the kernel to report a socket once per change (EPOLLET,
-// EV_CLEAR) instead of at every wait while it stays ready.
+// edgeTriggered is the -edge flag: it asks the kernel to report a socket
+// once per change (EPOLLET, EV_CLEAR) instead of at every wait while it
+// stays ready.
 var edgeTriggered bool
 
-// addStageFlags adds the flags only this stage has: -timeout and -edge.
-func addStageFlags(fs *flag.FlagSet) {
-	fs.DurationVar(&waitTimeout, "timeout", 0, "longest sleep of one epoll_wait (kevent on macOS and FreeBSD); 0 sleeps until a socket is ready or -deadline")
-	fs.BoolVar(&edgeTriggered, "edge", false, "edge-triggered (EPOLLET, or EV_CLEAR with kqueue): each ready socket is drained until EAGAIN")
+func main() {
+	os.Exit(program(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// program is the whole run: the command line, the requests, fetchAll (the
+// lesson, below), and the report. It returns the exit code: 0 when every
+// request got a complete response, 1 when some failed, 2 when the run could
+// not start.
+func program(args []string, stdout, stderr io.Writer) int {
+	flags, cfg := sharedFlags(stage, stderr) // -n, -delay, -addr, … (scaffold.go)
+	flags.DurationVar(&waitTimeout, "timeout", 0, "longest sleep of one epoll_wait (kevent on macOS and FreeBSD); 0 sleeps until a socket is ready or -deadline")
+	flags.BoolVar(&edgeTriggered, "edge", false, "edge-triggered (EPOLLET, or EV_CLEAR with kqueue): each ready socket is drained until EAGAIN")
+	rn, err := newRun(flags, cfg, args) // the test server, unless -addr names one; the requests
+	if err != nil {
+		return cannotStart(stderr, stage, err)
+	}
+	defer rn.close()
+	rn.startClock() // and -deadline with it
+	fetchAll(rn)
+	rn.stopClock()
+	return rn.report(stdout)
 }
 
 // fetchAll is the part every stage rewrites: how the requests are driven.

@@ -47,7 +47,7 @@ func TestFarFewerCallsThanSpinning(t *testing.T) {
 	rn := newTestRun(t, srv, 50*time.Millisecond, "", "", "", "", "")
 	rn.fetch()
 	sameResponses(t, srv, rn)
-	spinning, selecting := totalCalls(spin.Syscalls), totalCalls(rn.calls)
+	spinning, selecting := totalCalls(spin.Syscalls), totalCalls(rn.counts())
 	if selecting*10 > spinning {
 		t.Errorf("stage 02 made %d system calls, this stage %d: want at least ten times fewer", spinning, selecting)
 	}
@@ -116,7 +116,7 @@ func TestWaitTimeoutCostsWakeUps(t *testing.T) {
 		rn := newTestRun(t, srv, 60*time.Millisecond, "", "")
 		rn.fetch()
 		sameResponses(t, srv, rn)
-		empty := rn.calls[waitCall+" timeout"]
+		empty := rn.counts()[waitCall+" timeout"]
 		if (timeout == 0) != (empty == 0) {
 			t.Errorf("timeout %v: %s returned empty %d times", timeout, waitCall, empty)
 		}
@@ -162,8 +162,8 @@ func TestEachCallbackIsCalledExactlyOnce(t *testing.T) {
 
 func TestShortWritesContinueWhenWritable(t *testing.T) {
 	rn := sendLargeRequest(t)
-	t.Logf("write: %d calls, %d of them EAGAIN", rn.calls["write"], rn.calls["write EAGAIN"])
-	if rn.calls["write EAGAIN"] == 0 || rn.calls["write"] < 2 {
-		t.Errorf("write %d, write EAGAIN %d: the request should not fit in one write", rn.calls["write"], rn.calls["write EAGAIN"])
+	t.Logf("write: %d calls, %d of them EAGAIN", rn.counts()["write"], rn.counts()["write EAGAIN"])
+	if rn.counts()["write EAGAIN"] == 0 || rn.counts()["write"] < 2 {
+		t.Errorf("write %d, write EAGAIN %d: the request should not fit in one write", rn.counts()["write"], rn.counts()["write EAGAIN"])
 	}
 }

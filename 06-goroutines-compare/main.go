@@ -37,7 +37,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -54,10 +53,25 @@ func main() {
 	if isChild() { // this process is one request of -model processes (models.go)
 		os.Exit(runChild(os.Stdin, os.Stdout, os.Stderr))
 	}
-	if wantsCompare(os.Args[1:]) { // the side-by-side comparison (compare.go)
-		os.Exit(runCompare(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(program(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// program is the whole run: the command line, the requests, fetchAll (the
+// lesson, below), and the report. It returns the exit code: 0 when every
+// request got a complete response, 1 when some failed, 2 when the run could
+// not start.
+func program(args []string, stdout, stderr io.Writer) int {
+	flags, cfg := sharedFlags(stage, stderr) // -n, -delay, -addr, … (scaffold.go)
+	flags.Func("model", "how each request runs: `goroutines` (the default), threads (an OS thread each) or processes (a process each)", setModel)
+	rn, err := newRun(flags, cfg, args) // the test server, unless -addr names one; the requests
+	if err != nil {
+		return cannotStart(stderr, stage, err)
 	}
-	os.Exit(runStage(os.Args[1:], os.Stdout, os.Stderr))
+	defer rn.close()
+	rn.startClock() // and -deadline with it
+	fetchAll(rn)
+	rn.stopClock()
+	return rn.report(stdout)
 }
 
 // models are the ways to run one request that -model chooses from. Every
@@ -70,13 +84,6 @@ var models = map[string]func(r *request) error{
 
 // model is the -model flag: the key in models that runs the requests.
 var model = "goroutines"
-
-// addStageFlags adds the flags only this stage has: -model, and -compare
-// (which main hands to compare.go before these flags are parsed).
-func addStageFlags(fs *flag.FlagSet) {
-	fs.Bool("compare", false, "run every stage side by side against one test server process (see compare.go; with -json, -workloads, -bin)")
-	fs.Func("model", "how each request runs: `goroutines` (the default), threads (an OS thread each) or processes (a process each)", setModel)
-}
 
 // setModel checks a -model value, so a typo stops the run before it starts.
 func setModel(name string) error {

@@ -173,7 +173,7 @@ func TestEachModelMakesItsOwnCalls(t *testing.T) {
 			rn.fetch()
 			sameResponses(t, srv, rn)
 			got := map[string]int{}
-			for key, count := range rn.calls {
+			for key, count := range rn.counts() {
 				if key != "write" && key != "read" && key != "setsockopt" {
 					got[key] = count
 				}
@@ -181,11 +181,11 @@ func TestEachModelMakesItsOwnCalls(t *testing.T) {
 			if diff := cmp.Diff(want[name], got); diff != "" {
 				t.Errorf("calls other than read, write and setsockopt (-want +got):\n%s", diff)
 			}
-			if blocking := rn.calls["connect"] + rn.calls["write"] + rn.calls["read"]; name == "threads" && rn.calls["setsockopt"] != blocking {
-				t.Errorf("setsockopt %d, want one before each of the %d blocking calls (stage 01's timeouts)", rn.calls["setsockopt"], blocking)
+			if blocking := rn.counts()["connect"] + rn.counts()["write"] + rn.counts()["read"]; name == "threads" && rn.counts()["setsockopt"] != blocking {
+				t.Errorf("setsockopt %d, want one before each of the %d blocking calls (stage 01's timeouts)", rn.counts()["setsockopt"], blocking)
 			}
-			if name != "processes" && (rn.calls["write"] != 3 || rn.calls["read"] < 3) {
-				t.Errorf("write %d, read %d: want one write and at least one read per request", rn.calls["write"], rn.calls["read"])
+			if name != "processes" && (rn.counts()["write"] != 3 || rn.counts()["read"] < 3) {
+				t.Errorf("write %d, read %d: want one write and at least one read per request", rn.counts()["write"], rn.counts()["read"])
 			}
 		})
 	}
@@ -221,8 +221,8 @@ func TestFailuresAreClearInEveryModel(t *testing.T) {
 			for _, r := range rn.requests {
 				words, shouldFail := wantErr[r.id]
 				if !shouldFail {
-					if r.err != nil || r.status != 200 {
-						t.Errorf("request %d: status %d, error %v; want 200 and no error", r.id, r.status, r.err)
+					if r.err != nil || r.parse.status != 200 {
+						t.Errorf("request %d: status %d, error %v; want 200 and no error", r.id, r.parse.status, r.err)
 					}
 					continue
 				}
@@ -280,7 +280,7 @@ func TestThreadLimitIsReportedClearly(t *testing.T) {
 
 func TestUnknownModelIsRefused(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := runStage([]string{"-model", "fibers"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "goroutines, threads or processes") {
+	if code := program([]string{"-model", "fibers"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "goroutines, threads or processes") {
 		t.Errorf("exit code %d, stderr %q; want 2 and the list of models", code, errOut.String())
 	}
 }
@@ -339,7 +339,7 @@ func TestEveryModelEndsAtTheDeadline(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rn, err := newRun(config{n: requests[name], addr: deaf.Addr().String(), deadline: deadline}, io.Discard)
+			rn, err := prepare(&config{stage: stage, n: requests[name], addr: deaf.Addr().String(), deadline: deadline}, io.Discard)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -403,7 +403,7 @@ func TestNothingStartsAfterTheDeadline(t *testing.T) {
 			if diff := cmp.Diff(want, errorTexts(rn)); diff != "" {
 				t.Errorf("how the requests ended (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(map[string]int{}, rn.calls); diff != "" {
+			if diff := cmp.Diff(map[string]int{}, rn.counts()); diff != "" {
 				t.Errorf("calls made (-want +got):\n%s", diff)
 			}
 			if st := srv.Stats(rn.tag); st.Requests != 0 {
@@ -464,7 +464,7 @@ func TestEveryModelSaysWhichDescriptorLimit(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			useModel(t, name)
 			addr := startServerApart(t)
-			rn, err := newRun(config{n: 30, delay: 200 * time.Millisecond, addr: addr, deadline: 10 * time.Second}, io.Discard)
+			rn, err := prepare(&config{stage: stage, n: 30, delay: 200 * time.Millisecond, addr: addr, deadline: 10 * time.Second}, io.Discard)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -472,8 +472,8 @@ func TestEveryModelSaysWhichDescriptorLimit(t *testing.T) {
 			failed := 0
 			for _, r := range rn.requests {
 				switch {
-				case r.err == nil && r.status != 200:
-					t.Errorf("request %d: status %d", r.id, r.status)
+				case r.err == nil && r.parse.status != 200:
+					t.Errorf("request %d: status %d", r.id, r.parse.status)
 				case r.err == nil:
 				case !strings.Contains(r.err.Error(), "too many open files") || !strings.Contains(r.err.Error(), "RLIMIT_NOFILE"):
 					t.Errorf("request %d: error %v; want one that says too many open files and names RLIMIT_NOFILE", r.id, r.err)

@@ -434,11 +434,12 @@ func childRequest(addr string) (*request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s=%q: want the time the run ends (RFC 3339)", childDeadlineAtEnv, os.Getenv(childDeadlineAtEnv))
 	}
-	rn := &run{deadline: deadline, calls: map[string]int{}, keys: map[callResult]string{}}
+	rn := &run{cfg: &config{stage: stage}, deadline: deadline, calls: map[call]int{}}
 	rn.cfg.maxBytes, _ = strconv.Atoi(os.Getenv(childMaxBytesEnv)) // absent or bad: 0, no limit
 	rn.cfg.deadline, _ = time.ParseDuration(os.Getenv(childDeadlineEnv))
-	sa := sockaddr(server)
-	return &request{rn: rn, addr: sa, family: family(sa), hostport: addr}, nil
+	r := &request{rn: rn, hostport: addr}
+	r.setAddr(sockaddr(server))
+	return r, nil
 }
 
 // receiveRequest reads the request's bytes from standard input, until the
