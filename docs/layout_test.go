@@ -6,6 +6,7 @@ package docs
 import (
 	"go/ast"
 	"go/parser"
+	"go/printer"
 	"go/token"
 	"path/filepath"
 	"sort"
@@ -113,4 +114,63 @@ func declared(decl ast.Decl) []string {
 		}
 	}
 	return names
+}
+
+// TestThreadsAndProcessesRunStage01sCode: stage 06's thread and process
+// models make stage 01's blocking calls, with a copy of stage 01's functions
+// under names of their own (models.go). The copies must stay what stage 01
+// does: the same statements, once the names are mapped (comments aside).
+func TestThreadsAndProcessesRunStage01sCode(t *testing.T) {
+	renamed := map[string]string{ // stage 01's name → models.go's
+		"fetch":           "fetchBlocking",
+		"connect":         "connectBlocking",
+		"waitConnected":   "waitConnected",
+		"setTimeout":      "setTimeout",
+		"sendRequest":     "sendBlocking",
+		"receiveResponse": "receiveBlocking",
+		"closeSocket":     "closeSocket",
+	}
+	original, copies := functions(t, "../01-blocking/main.go"), functions(t, "../06-goroutines-compare/models.go")
+	for name01, name06 := range renamed {
+		f01, f06 := original[name01], copies[name06]
+		if f01 == nil || f06 == nil {
+			t.Errorf("%s (01-blocking/main.go) or %s (06-goroutines-compare/models.go) is missing", name01, name06)
+			continue
+		}
+		ast.Inspect(f01, func(n ast.Node) bool { // stage 01's names, as models.go calls them
+			if id, ok := n.(*ast.Ident); ok && renamed[id.Name] != "" {
+				id.Name = renamed[id.Name]
+			}
+			return true
+		})
+		if got, want := source(t, f06.Body), source(t, f01.Body); got != want {
+			t.Errorf("models.go's %s is not stage 01's %s any more: make them the same again\n--- 01-blocking:\n%s\n--- 06-goroutines-compare:\n%s", name06, name01, want, got)
+		}
+	}
+}
+
+// functions parses a file, comments left out, and returns its functions by name.
+func functions(t *testing.T, file string) map[string]*ast.FuncDecl {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.SkipObjectResolution)
+	if err != nil {
+		t.Fatal(err)
+	}
+	funcs := map[string]*ast.FuncDecl{}
+	for _, decl := range f.Decls {
+		if fn, ok := decl.(*ast.FuncDecl); ok && fn.Recv == nil {
+			funcs[fn.Name.Name] = fn
+		}
+	}
+	return funcs
+}
+
+// source prints a node as gofmt would, without comments.
+func source(t *testing.T, node ast.Node) string {
+	t.Helper()
+	var b strings.Builder
+	if err := printer.Fprint(&b, token.NewFileSet(), node); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
