@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 // timelines.go draws timelines.svg: every stage on the same small workload,
@@ -30,27 +32,6 @@ var stages = []stageInfo{
 	{"04-callback-reactor", "04 select with callbacks (a reactor)"},
 	{"05-epoll", "05 epoll (level-triggered)"},
 	{"06-goroutines-compare", "06 goroutines (net)"},
-}
-
-// summary is the part of a stage's -json output the pictures use.
-type summary struct {
-	Stage        string   `json:"stage"`
-	Requests     int      `json:"requests"`
-	OK           int      `json:"ok"`
-	Failed       int      `json:"failed"`
-	WallMS       float64  `json:"wall_ms"`
-	CPUMS        float64  `json:"cpu_ms"`
-	MaxRSSKB     int64    `json:"max_rss_kb"`
-	PeakInFlight *int     `json:"peak_in_flight"`
-	Results      []result `json:"results"`
-}
-
-// result is one request of a summary.
-type result struct {
-	ID      int     `json:"id"`
-	StartMS float64 `json:"start_ms"`
-	EndMS   float64 `json:"end_ms"`
-	Error   string  `json:"error,omitempty"`
 }
 
 // A timelinePanel is one stage's run, or why there is none.
@@ -89,7 +70,7 @@ func drawTimelines(t timelineSet) []byte {
 	top := c.header(title, []string{
 		fmt.Sprintf("Each request is held %s by the test server. One bar per request, one time axis for every stage.", durationText(t.Delay)),
 		"machine: " + t.Machine.String(),
-		fmt.Sprintf("made by: go run ./docs/pictures/gen (each stage: -addr ADDR -n %d -delay %v -json; one testserver)", t.N, t.Delay),
+		fmt.Sprintf("made by: go run ./measure -pictures (each stage: -addr ADDR -n %d -delay %v -json; one testserver)", t.N, t.Delay),
 	})
 	span, step := timeAxis(t.Panels)
 	x := func(ms float64) float64 { return tlLeft + (tlRight-tlLeft)*ms/span }

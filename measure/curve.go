@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 // curve.go draws scaling-curve.svg: what one select, poll or epoll_wait

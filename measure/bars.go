@@ -1,52 +1,16 @@
+//go:build unix
+
 package main
 
-// comparison.go draws comparison.svg: stage 06's -compare table as bars.
+// bars.go draws comparison.svg: the comparison's tables (compare.go) as bars.
 // One section per workload, one row per model, and three small charts side
 // by side: wall time, CPU time, peak memory.
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
-	"time"
 )
-
-// comparison is what `06-goroutines-compare -compare -json` prints.
-type comparison struct {
-	Machine   machine       `json:"machine"`
-	Server    string        `json:"server"`
-	Workloads []workloadRun `json:"workloads"`
-}
-
-// workloadRun is one workload and what every model did on it.
-type workloadRun struct {
-	Name    string        `json:"name"`
-	N       int           `json:"n"`
-	DelayNS time.Duration `json:"delay_ns"`
-	Rows    []row         `json:"rows"`
-}
-
-// row is one model on one workload.
-type row struct {
-	Model   string   `json:"model"`
-	Stage   string   `json:"stage"`
-	Skipped string   `json:"skipped,omitempty"`
-	Error   string   `json:"error,omitempty"`
-	Summary *summary `json:"summary,omitempty"`
-}
-
-// parseComparison reads the JSON of -compare -json.
-func parseComparison(data []byte) (comparison, error) {
-	var c comparison
-	if err := json.Unmarshal(data, &c); err != nil {
-		return c, fmt.Errorf("reading the comparison's JSON: %w", err)
-	}
-	if len(c.Workloads) == 0 {
-		return c, fmt.Errorf("the comparison has no workloads")
-	}
-	return c, nil
-}
 
 // A metric is one of the three small charts.
 type metric struct {
@@ -83,7 +47,7 @@ func drawComparison(c comparison) []byte {
 		"The client process alone: the test server runs in a process of its own. Shorter is better.",
 		"Dashed line: the server's delay, the least any model can take. Red: requests that failed.",
 		"machine: " + c.Machine.String(),
-		"made by: go run ./docs/pictures/gen, running 06-goroutines-compare -compare -json -workloads " + workloadNames(c),
+		"made by: go run ./measure -pictures: the comparison (go run ./measure) on -workloads " + workloadNames(c),
 	})
 	scales := metricMaxima(c)
 	y += 6
@@ -118,11 +82,11 @@ func hasProcesses(c comparison) bool {
 
 // workloadNames lists the comparison's workloads, as -workloads takes them.
 func workloadNames(c comparison) string {
-	names := make([]string, len(c.Workloads))
+	ws := make([]workload, len(c.Workloads))
 	for i, w := range c.Workloads {
-		names[i] = w.Name
+		ws[i] = w.workload
 	}
-	return strings.Join(names, ",")
+	return namesOf(ws)
 }
 
 // metricMaxima finds each metric's largest value over every workload, so a
@@ -133,7 +97,7 @@ func metricMaxima(c comparison) []float64 {
 		maxima[i] = 1e-9
 		for _, w := range c.Workloads {
 			if i == 0 {
-				maxima[i] = math.Max(maxima[i], w.DelayNS.Seconds())
+				maxima[i] = math.Max(maxima[i], w.Delay.Seconds())
 			}
 			for _, r := range w.Rows {
 				if r.Summary != nil {
@@ -156,7 +120,7 @@ func barLength(v, max float64) float64 {
 // drawWorkload draws one workload's section and returns the y below it.
 func drawWorkload(cv *canvas, w workloadRun, y float64, scales []float64) float64 {
 	cv.line("grid", margin, y+4, cmpOK, y+4)
-	heading := fmt.Sprintf("%s requests × %s (%s)", group(w.N), durationText(w.DelayNS), w.Name)
+	heading := fmt.Sprintf("%s requests × %s (%s)", group(w.N), durationText(w.Delay), w.Name)
 	cv.text("head", "start", cmpLabels, y+cmpSection-6, heading)
 	top := y + cmpSection
 	for i, r := range w.Rows {
@@ -183,8 +147,8 @@ func drawModelRow(cv *canvas, r row, w workloadRun, y float64, scales []float64)
 	for i := range metrics {
 		cv.line("axis", chartX(i), y-3, chartX(i), y+cmpPitch-3)
 	}
-	if w.DelayNS > 0 {
-		dx := chartX(0) + barLength(w.DelayNS.Seconds(), scales[0])
+	if w.Delay > 0 {
+		dx := chartX(0) + barLength(w.Delay.Seconds(), scales[0])
 		cv.line("ref", dx, y-3, dx, y+cmpPitch-3)
 	}
 	s := r.Summary

@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 // The tests draw every picture from fixed, made-up data: no stage runs, no
@@ -6,8 +8,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -160,12 +165,12 @@ func fakeComparison() comparison {
 		Machine: fakeMachine,
 		Server:  "127.0.0.1:40000",
 		Workloads: []workloadRun{
-			{Name: "many", N: 1100, DelayNS: time.Second, Rows: []row{
+			{workload{Name: "many", N: 1100, Delay: time.Second}, []row{
 				{Model: "01 blocking, one at a time", Stage: "01-blocking", Skipped: "one at a time would take 18m20s"},
 				ran("02 nonblocking, busy-polling", "02-nonblocking-spin", 1100, 1050, 8900, 1100, 1100),
 				ran("03 select", "03-select-multiplex", 1090, 41, 9700, 1017, 1100),
 			}},
-			{Name: "scale", N: 5000, DelayNS: time.Second, Rows: []row{
+			{workload{Name: "scale", N: 5000, Delay: time.Second}, []row{
 				{Model: "03 select", Stage: "03-select-multiplex", Skipped: "select stops at FD_SETSIZE"},
 				ran("05 epoll, level-triggered", "05-epoll", 1280, 190, 14900, 5000, 5000),
 				{Model: "06 thread per request", Stage: "06-goroutines-compare", Error: "06-goroutines-compare: signal: killed"},
@@ -304,5 +309,42 @@ func TestChosen(t *testing.T) {
 	}
 	if _, err := chosen("pie"); err == nil {
 		t.Error("chosen(pie) gave no error")
+	}
+}
+
+// TestPicturesFromSavedComparison: -pictures -only comparison -comparison
+// FILE draws from the file alone (no stage is built or run), and
+// -save-comparison writes what -comparison reads back.
+func TestPicturesFromSavedComparison(t *testing.T) {
+	dir := t.TempDir()
+	saved, resaved := filepath.Join(dir, "saved.json"), filepath.Join(dir, "again.json")
+	var data bytes.Buffer
+	if err := writeJSON(&data, fakeComparison()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(saved, data.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	args := []string{"-pictures", "-only", "comparison", "-comparison", saved, "-save-comparison", resaved, "-out", dir, "-bin", filepath.Join(dir, "no such folder")}
+	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit code %d: %s", code, stderr.String())
+	}
+	svg, err := os.ReadFile(filepath.Join(dir, "comparison.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(svg, drawComparison(fakeComparison())) {
+		t.Error("comparison.svg is not the drawing of the saved comparison")
+	}
+	again, err := os.ReadFile(resaved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again, data.Bytes()) {
+		t.Errorf("-save-comparison wrote another JSON than the one read:\n%s", again)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 3 {
+		t.Errorf("%d files in the output folder; want the two JSON files and comparison.svg alone", len(entries))
 	}
 }

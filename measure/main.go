@@ -1,0 +1,150 @@
+//go:build unix
+
+// Command measure is the tutorial's measuring program. It is not a lesson:
+// it builds every stage and the test server, runs the stages' programs
+// against one test server in a process of its own, and reads what each run
+// did from the stage's -json summary. It never imports a stage (a stage is a
+// package main, and stands alone).
+//
+//	go run ./measure                          # the comparison's tables (make compare)
+//	go run ./measure -workloads few,20x100ms  # chosen workloads only
+//	go run ./measure -json                    # the comparison as one JSON object
+//	go run ./measure -pictures                # draw docs/pictures/*.svg (make pictures)
+//	go run ./measure -pictures -only curve    # one picture of the three
+//
+// Without -pictures it prints the comparison: every stage, and stage 06's
+// other models, on the same workloads, one table per workload (compare.go).
+// Each row's CPU and memory are the client's alone, since the server runs
+// in a process of its own.
+//
+// With -pictures it draws, from real runs (pictures.go):
+//
+//   - timelines.svg: each stage with -n 8 -delay 200ms -json; one panel per
+//     stage, one bar per request (start_ms to end_ms), on one time axis;
+//   - comparison.svg: the comparison on the hundred, many and scale
+//     workloads (30 to 40 s), or the JSON of one saved earlier
+//     (-comparison FILE), as bars of wall time, CPU time and peak memory;
+//   - scaling-curve.svg: make curve's benchmark (Linux only): one select,
+//     poll and epoll_wait against the number of idle sockets watched.
+//
+// The SVG is written by hand, with fmt and encoding/xml's escaping: no
+// charting library. Given the same data, the files are the same, byte for
+// byte: no dates, no addresses, no temporary folders in them.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command line.
+type options struct {
+	workloads []workload // the comparison's workloads
+	bin       string     // a folder with the programs already built ("": build them now)
+	asJSON    bool       // print the comparison as JSON instead of its tables
+
+	pictures       bool   // draw the pictures instead of printing the comparison
+	only           string // all, timelines, comparison or curve
+	out            string // where the SVGs go ("": docs/pictures in the repository)
+	comparison     string // a saved comparison JSON to draw instead of running one
+	saveComparison string // where to keep the JSON of a comparison -pictures runs
+}
+
+// The workloads each way of running measures, unless -workloads says others.
+const (
+	tableWorkloads   = "few,hundred,many,scale"
+	pictureWorkloads = "hundred,many,scale" // few is too short to see as bars
+)
+
+// picturesOnly are the flags that mean something with -pictures alone.
+var picturesOnly = []string{"only", "out", "comparison", "save-comparison"}
+
+func main() {
+	// Ctrl-C ends the programs being measured and the test server too: they
+	// all run under this context.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole program: 2 for a command line it cannot follow, 1 when a
+// measurement could not be made, 0 when it was.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseOptions(args, stderr)
+	if err != nil {
+		if err != flag.ErrHelp {
+			fmt.Fprintln(stderr, "measure:", err)
+		}
+		return 2
+	}
+	if o.pictures {
+		err = drawPictures(ctx, o, stderr)
+	} else {
+		err = compare(ctx, o, stdout, stderr)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "measure:", err)
+		return 1
+	}
+	return 0
+}
+
+// parseOptions reads the command line, and refuses a flag that means
+// nothing the way the program is asked to run, rather than ignore it.
+func parseOptions(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("measure", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	workloads := fs.String("workloads", "", "workloads to run: few, hundred, many, scale, or NxDELAY such as 20x100ms (default "+tableWorkloads+"; with -pictures "+pictureWorkloads+")")
+	fs.StringVar(&o.bin, "bin", "", "`folder` with the stages' programs and testserver already built (default: build them now)")
+	fs.BoolVar(&o.asJSON, "json", false, "print the comparison as one JSON object")
+	fs.BoolVar(&o.pictures, "pictures", false, "draw docs/pictures/*.svg from real runs instead of printing the comparison")
+	fs.StringVar(&o.only, "only", "all", "with -pictures: which picture to make: all, timelines, comparison or curve")
+	fs.StringVar(&o.out, "out", "", "with -pictures: `folder` to write the SVG files to (default: docs/pictures in the repository)")
+	fs.StringVar(&o.comparison, "comparison", "", "with -pictures: draw comparison.svg from this saved `file` (go run ./measure -json output) instead of running the comparison")
+	fs.StringVar(&o.saveComparison, "save-comparison", "", "with -pictures: also write the comparison's JSON to this `file`, for -comparison next time")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected %q: measure takes flags only (-h lists them)", fs.Arg(0))
+	}
+	var misplaced []string
+	fs.Visit(func(f *flag.Flag) {
+		if !o.pictures && slices.Contains(picturesOnly, f.Name) || o.pictures && f.Name == "json" {
+			misplaced = append(misplaced, "-"+f.Name)
+		}
+	})
+	switch {
+	case len(misplaced) > 0 && o.pictures:
+		return o, fmt.Errorf("-json is for the comparison's tables, not for -pictures (-save-comparison keeps its JSON)")
+	case len(misplaced) > 0:
+		return o, fmt.Errorf("%s: only with -pictures", strings.Join(misplaced, ", "))
+	}
+	if *workloads == "" {
+		*workloads = tableWorkloads
+		if o.pictures {
+			*workloads = pictureWorkloads
+		}
+	}
+	var err error
+	o.workloads, err = parseWorkloads(*workloads)
+	return o, err
+}
+
+// progress says on log what is starting; calling what it returns says how
+// long it took.
+func progress(log io.Writer, what string) func() {
+	fmt.Fprintf(log, "%s …\n", what)
+	start := time.Now()
+	return func() { fmt.Fprintf(log, "  done in %.1fs\n", time.Since(start).Seconds()) }
+}
