@@ -14,6 +14,11 @@
 // 01's and the run as concurrent as stage 05's: the event loop of stages
 // 03-05 is still there, inside the runtime, shared by every goroutine.
 //
+// Between stage 05 and the net package is -model epoll-goroutines (epoll.go,
+// Linux): the same goroutines on raw nonblocking sockets, parked and woken by
+// an epoll loop of this program's own, which is what the runtime does inside.
+// Read it first: make diff FROM=05 TO=06 shows it beside 05's epoll.go.
+//
 // The notes' summary (总结) lists the ways to raise concurrency: more
 // processes, more threads, or an asynchronous framework. -model runs the same
 // requests each way: goroutines (the default, this file), threads (one OS
@@ -62,7 +67,7 @@ func main() {
 // not start.
 func program(args []string, stdout, stderr io.Writer) int {
 	flags, cfg := sharedFlags(stage, stderr) // -n, -delay, -addr, … (scaffold.go)
-	flags.Func("model", "how each request runs: `goroutines` (the default), threads (an OS thread each) or processes (a process each)", setModel)
+	flags.Func("model", "how each request runs: `goroutines` (the default: net, on the runtime's netpoller), epoll-goroutines (on a netpoller of this program's own, Linux), threads (an OS thread each) or processes (a process each)", setModel)
 	rn, err := newRun(flags, cfg, args) // the test server, unless -addr names one; the requests
 	if err != nil {
 		return cannotStart(stderr, stage, err)
@@ -77,9 +82,10 @@ func program(args []string, stdout, stderr io.Writer) int {
 // models are the ways to run one request that -model chooses from. Every
 // model gives each request a goroutine; they differ in what it does there.
 var models = map[string]func(r *request) error{
-	"goroutines": fetch,          // the net package, on the runtime's netpoller (this file)
-	"threads":    fetchOnThread,  // an OS thread of its own, blocking system calls (models.go)
-	"processes":  fetchInProcess, // a process of its own (models.go)
+	"goroutines":       fetch,            // the net package, on the runtime's netpoller (this file)
+	"epoll-goroutines": fetchOnOwnPoller, // raw sockets, parked and woken by an epoll loop of our own (epoll.go)
+	"threads":          fetchOnThread,    // an OS thread of its own, blocking system calls (models.go)
+	"processes":        fetchInProcess,   // a process of its own (models.go)
 }
 
 // model is the -model flag: the key in models that runs the requests.
@@ -88,7 +94,7 @@ var model = "goroutines"
 // setModel checks a -model value, so a typo stops the run before it starts.
 func setModel(name string) error {
 	if _, ok := models[name]; !ok {
-		return fmt.Errorf("no model %q: want goroutines, threads or processes", name)
+		return fmt.Errorf("no model %q: want goroutines, epoll-goroutines, threads or processes", name)
 	}
 	model = name
 	return nil
@@ -103,6 +109,16 @@ func setModel(name string) error {
 // once, without starting.
 func fetchAll(rn *run) {
 	fetchOne := models[model]
+	if model == "epoll-goroutines" { // the one model with a loop of its own to start (epoll.go)
+		if err := startOwnPoller(rn); err != nil {
+			for _, r := range rn.requests {
+				r.begin()
+				r.finish(err)
+			}
+			return
+		}
+		defer stopOwnPoller()
+	}
 	var wg sync.WaitGroup
 	for _, r := range rn.requests {
 		wg.Add(1)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,6 +57,7 @@ var candidates = []candidate{
 	{Name: "04 select, callbacks", Stage: "04-callback-reactor", skip: pastFDSetSize, limit: fdSetSize},
 	{Name: "05 epoll, level-triggered", Stage: "05-epoll", limit: descriptors},
 	{Name: "05 epoll, edge-triggered", Stage: "05-epoll", Args: []string{"-edge"}, limit: descriptors},
+	{Name: "06 goroutines, own epoll loop", Stage: "06-goroutines-compare", Args: []string{"-model", "epoll-goroutines"}, skip: notLinux, limit: descriptors},
 	{Name: "06 goroutines (net)", Stage: "06-goroutines-compare", limit: descriptors},
 	{Name: "06 thread per request", Stage: "06-goroutines-compare", Args: []string{"-model", "threads"}, limit: threads},
 	{Name: "06 process per request", Stage: "06-goroutines-compare", Args: []string{"-model", "processes"}, skip: tooManyProcesses, limit: processes},
@@ -66,6 +68,14 @@ var candidates = []candidate{
 // threads at which Go stops a program (runtime/debug.SetMaxThreads). A copy,
 // as measure never imports a stage: change both together.
 const threadLimit = 9000
+
+// notLinux skips the models that need epoll itself.
+func notLinux(workload) string {
+	if runtime.GOOS != "linux" {
+		return "epoll is Linux's"
+	}
+	return ""
+}
 
 func oneAtATime(w workload) string {
 	if w.N > 20 {

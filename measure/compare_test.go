@@ -85,15 +85,16 @@ func TestEachRowRunsItsFlags(t *testing.T) {
 	}
 	common := "-addr 127.0.0.1:1 -n 3 -delay 20ms -json -deadline 1m0.06s"
 	want := map[string]string{
-		"01 blocking, one at a time":   common,
-		"02 nonblocking, busy-polling": common,
-		"03 select":                    common,
-		"04 select, callbacks":         common,
-		"05 epoll, level-triggered":    common,
-		"05 epoll, edge-triggered":     common + " -edge",
-		"06 goroutines (net)":          common,
-		"06 thread per request":        common + " -model threads",
-		"06 process per request":       common + " -model processes",
+		"01 blocking, one at a time":    common,
+		"02 nonblocking, busy-polling":  common,
+		"03 select":                     common,
+		"04 select, callbacks":          common,
+		"05 epoll, level-triggered":     common,
+		"05 epoll, edge-triggered":      common + " -edge",
+		"06 goroutines (net)":           common,
+		"06 goroutines, own epoll loop": common + " -model epoll-goroutines",
+		"06 thread per request":         common + " -model threads",
+		"06 process per request":        common + " -model processes",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("the programs' arguments (-want +got):\n%s", diff)
