@@ -67,7 +67,7 @@ func main() {
 // not start.
 func program(args []string, stdout, stderr io.Writer) int {
 	flags, cfg := sharedFlags(stage, stderr) // -n, -delay, -addr, … (scaffold.go)
-	flags.Func("model", "how each request runs: `goroutines` (the default: net, on the runtime's netpoller), epoll-goroutines (on a netpoller of this program's own, Linux), threads (an OS thread each) or processes (a process each)", setModel)
+	flags.Func("model", "how each request runs: `goroutines` (the default: net, on the runtime's netpoller), epoll-goroutines (on a netpoller of this program's own, Linux), threads (an OS thread each), processes (a process each) or io_uring (completions, not readiness, Linux)", setModel)
 	rn, err := newRun(flags, cfg, args) // the test server, unless -addr names one; the requests
 	if err != nil {
 		return cannotStart(stderr, stage, err)
@@ -86,15 +86,22 @@ var models = map[string]func(r *request) error{
 	"epoll-goroutines": fetchOnOwnPoller, // raw sockets, parked and woken by an epoll loop of our own (epoll.go)
 	"threads":          fetchOnThread,    // an OS thread of its own, blocking system calls (models.go)
 	"processes":        fetchInProcess,   // a process of its own (models.go)
+	"io_uring":         nil,              // no goroutine each: one loop of completions for the run (uring.go, Linux)
 }
 
 // model is the -model flag: the key in models that runs the requests.
 var model = "goroutines"
 
-// setModel checks a -model value, so a typo stops the run before it starts.
+// setModel checks a -model value, so a typo stops the run before it starts,
+// and so does a kernel without io_uring.
 func setModel(name string) error {
 	if _, ok := models[name]; !ok {
-		return fmt.Errorf("no model %q: want goroutines, epoll-goroutines, threads or processes", name)
+		return fmt.Errorf("no model %q: want goroutines, epoll-goroutines, threads, processes or io_uring", name)
+	}
+	if name == "io_uring" {
+		if err := uringAvailable(); err != nil {
+			return err
+		}
 	}
 	model = name
 	return nil
@@ -108,6 +115,10 @@ func setModel(name string) error {
 // the clock when it does: once -deadline has passed, its request fails at
 // once, without starting.
 func fetchAll(rn *run) {
+	if model == "io_uring" { // completions, not goroutines: the other way to wait (uring.go)
+		fetchAllOnRing(rn)
+		return
+	}
 	fetchOne := models[model]
 	if model == "epoll-goroutines" { // the one model with a loop of its own to start (epoll.go)
 		if err := startOwnPoller(rn); err != nil {
