@@ -194,7 +194,6 @@ func (rg *ring) submit(rn *run, op sqe) error {
 	rg.sqArray[slot] = slot
 	atomic.StoreUint32(rg.sqTail, tail+1) // now the kernel may see it
 	rg.unsubmitted++
-	rn.record("sqe "+opNames[op.opcode], 0, nil)
 	return nil
 }
 
@@ -301,7 +300,7 @@ func (u *uringLoop) run() error {
 	// One TIMEOUT for the whole run: its completion says -deadline has passed.
 	left := u.rn.timeLeft()
 	u.deadline = timespec{sec: int64(left / 1e9), nsec: int64(left % 1e9)}
-	if err := u.rg.submit(u.rn, sqe{opcode: opTimeout, addr: uint64(uintptr(unsafe.Pointer(&u.deadline))), len: 1, userData: deadlineTag}); err != nil {
+	if err := u.submit(nil, sqe{opcode: opTimeout, addr: uint64(uintptr(unsafe.Pointer(&u.deadline))), len: 1, userData: deadlineTag}); err != nil {
 		return err
 	}
 	u.timeouts++
@@ -317,7 +316,7 @@ func (u *uringLoop) run() error {
 	}
 	for u.going > 0 || u.timeouts > 0 {
 		if u.going == 0 && !u.expired && u.timeouts == 1 { // all over before the deadline: take the TIMEOUT back
-			if err := u.rg.submit(u.rn, sqe{opcode: opTimeoutRemove, addr: deadlineTag, userData: removeTag}); err != nil {
+			if err := u.submit(nil, sqe{opcode: opTimeoutRemove, addr: deadlineTag, userData: removeTag}); err != nil {
 				return err
 			}
 			u.timeouts++
@@ -350,7 +349,7 @@ func (u *uringLoop) start(r *request, id int) error {
 	c := &chain{r: r, id: uint64(id), fd: fd, step: opConnect, buf: make([]byte, 8192)}
 	c.addrLen = rawSockaddr(r.addr, &c.sockaddr)
 	op := sqe{opcode: opConnect, fd: int32(fd), addr: uint64(uintptr(unsafe.Pointer(&c.sockaddr[0]))), off: uint64(c.addrLen), userData: c.id}
-	if err := u.rg.submit(u.rn, op); err != nil {
+	if err := u.submit(r, op); err != nil {
 		closeSocket(r, fd)
 		return err
 	}
@@ -385,7 +384,19 @@ func (u *uringLoop) completed(done cqe) error {
 		u.end(c, why)
 		return nil
 	}
-	return u.rg.submit(u.rn, next)
+	return u.submit(c.r, next)
+}
+
+// submit puts an operation in the ring, and counts it for its request (r),
+// or for the loop (nil).
+func (u *uringLoop) submit(r *request, op sqe) error {
+	err := u.rg.submit(u.rn, op)
+	if r != nil {
+		r.record("sqe "+opNames[op.opcode], 0, err)
+	} else {
+		u.rn.record("sqe "+opNames[op.opcode], 0, err)
+	}
+	return err
 }
 
 // expire cancels every operation still in flight (ASYNC_CANCEL names it by
@@ -396,7 +407,7 @@ func (u *uringLoop) expire() error {
 	u.expired = true
 	for _, c := range u.chains {
 		if c != nil && c.step != 0 {
-			if err := u.rg.submit(u.rn, sqe{opcode: opAsyncCancel, addr: c.id, userData: cancelTag}); err != nil {
+			if err := u.submit(c.r, sqe{opcode: opAsyncCancel, addr: c.id, userData: cancelTag}); err != nil {
 				return err
 			}
 		}
