@@ -297,6 +297,14 @@ func (s summary) failures(want string) (failed []result, matching int) {
 	return failed, matching
 }
 
+// notStarted says whether err is the error of a request that -deadline kept
+// from starting: "not started: the run's -deadline of 1s passed", as the
+// stages' r.notStarted() says it, or "timed out before it started".
+func notStarted(err string) bool {
+	err = strings.ToLower(err)
+	return strings.Contains(err, "not started") || strings.Contains(err, "timed out")
+}
+
 // firstError is the first request's error, for messages.
 func (s summary) firstError() string {
 	for _, r := range s.Results {

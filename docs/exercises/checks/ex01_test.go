@@ -15,7 +15,7 @@ import (
 // ran out.
 func TestExercise01_1(t *testing.T) {
 	c := begin(t, "01.1", "01-blocking")
-	c.requireFlag("connect-timeout", "Add it in addStageFlags (main.go) with fs.DurationVar, then use it in connect, where the stage sets SO_SNDTIMEO to the time left.")
+	c.requireFlag("connect-timeout", "Add it in program (main.go) with flags.DurationVar, then use it in connect, where the stage sets SO_SNDTIMEO to the time left.")
 
 	// A port where the SYN is dropped: connect sleeps until its timeout. With
 	// -deadline alone, the first request would use up the whole run, and the
@@ -64,7 +64,7 @@ func TestExercise01_1(t *testing.T) {
 // limit ran out.
 func TestExercise01_2(t *testing.T) {
 	c := begin(t, "01.2", "01-blocking")
-	c.requireFlag("read-timeout", "Add it in addStageFlags (main.go) with fs.DurationVar, then use it in receiveResponse, where the stage sets SO_RCVTIMEO to the time left.")
+	c.requireFlag("read-timeout", "Add it in program (main.go) with flags.DurationVar, then use it in receiveResponse, where the stage sets SO_RCVTIMEO to the time left.")
 
 	// The server waits 5s before answering: with -read-timeout 300ms, each
 	// read gives up long before, and the next request gets its turn.
@@ -107,7 +107,7 @@ func TestExercise01_2(t *testing.T) {
 // all of them at once.
 func TestExercise01_3(t *testing.T) {
 	c := begin(t, "01.3", "01-blocking")
-	c.requireFlag("send-first", "Add it in addStageFlags (main.go) with fs.BoolVar, and give fetchAll a second way to drive the requests: connect and send them all, then read each response.")
+	c.requireFlag("send-first", "Add it in program (main.go) with flags.BoolVar, and give fetchAll a second way to drive the requests: connect and send them all, then read each response.")
 
 	s, _ := c.runJSON("-n", "5", "-delay", "500ms", "-send-first")
 	c.allOK(s, "-send-first")

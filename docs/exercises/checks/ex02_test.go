@@ -14,7 +14,7 @@ import (
 // were wasted, and the counts add up to the report's total.
 func TestExercise02_1(t *testing.T) {
 	c := begin(t, "02.1", "02-nonblocking-spin")
-	c.requireFlag("wasted", "Add it in addStageFlags (main.go) with fs.BoolVar; count each request's EAGAIN and EALREADY results in its conn, and print the count when the request ends.")
+	c.requireFlag("wasted", "Add it in program (main.go) with flags.BoolVar; count each request's EAGAIN and EALREADY results in its conn, and print the count when the request ends.")
 
 	s, o := c.runJSON("-n", "5", "-delay", "200ms", "-wasted")
 	c.allOK(s, "-wasted")
@@ -51,7 +51,7 @@ func TestExercise02_1(t *testing.T) {
 // overlap, with a few hundred wasted calls instead of hundreds of thousands.
 func TestExercise02_2(t *testing.T) {
 	c := begin(t, "02.2", "02-nonblocking-spin")
-	c.requireFlag("backoff", "Add it in addStageFlags (main.go) with fs.DurationVar, and sleep that long after each round of fetchAll's loop.")
+	c.requireFlag("backoff", "Add it in program (main.go) with flags.DurationVar, and sleep that long after each round of fetchAll's loop.")
 
 	s, _ := c.runJSON("-n", "5", "-delay", "300ms", "-backoff", "10ms")
 	c.allOK(s, "-backoff 10ms")

@@ -77,7 +77,7 @@ func TestExercise03_1(t *testing.T) {
 func TestExercise03_2(t *testing.T) {
 	needDescriptors(t, "03.2")
 	c := begin(t, "03.2", "03-select-multiplex")
-	c.requireFlag("queue", "Add it in addStageFlags (main.go) with fs.BoolVar; with it, fetchAll keeps the requests that got a descriptor of 1024 or more waiting, and starts them again after some request has finished.")
+	c.requireFlag("queue", "Add it in program (main.go) with flags.BoolVar; with it, fetchAll keeps the requests that got a descriptor of 1024 or more waiting, and starts them again after some request has finished.")
 
 	s, _ := c.runJSON("-n", manyRequests, "-delay", "200ms", "-queue")
 	if failed, limit := s.failures("FD_SETSIZE"); len(failed) > 0 {

@@ -5,6 +5,7 @@
 package checks
 
 import (
+	"fmt"
 	"net"
 	"regexp"
 	"strconv"
@@ -37,7 +38,7 @@ func firstCall(trace string, call string, n int) []int {
 // which starts request k at (k-1) × D without ever blocking the loop.
 func TestExercise04_1(t *testing.T) {
 	c := begin(t, "04.1", "04-callback-reactor")
-	c.requireFlag("stagger", "Add it in addStageFlags (main.go) with fs.DurationVar; give the eventLoop a CallLater(d, fn) and let fetchAll add request k with a timer due (k-1) × stagger from now.")
+	c.requireFlag("stagger", "Add it in program (main.go) with flags.DurationVar; give the eventLoop a CallLater(d, fn) and let fetchAll add request k with a timer due (k-1) × stagger from now.")
 
 	const n, stagger = 4, 300 * time.Millisecond
 	s, o := c.runJSON("-n", strconv.Itoa(n), "-delay", "100ms", "-stagger", stagger.String(), "-trace")
@@ -67,13 +68,13 @@ func TestExercise04_1(t *testing.T) {
 	}
 
 	// -deadline comes before the timers of requests 3 and 4 (due at 2s and
-	// 3s): the loop stops at -deadline, and those two fail as timed out
-	// before they started. No request may be left without an end.
+	// 3s): the loop stops at -deadline, and those two fail without starting
+	// (r.notStarted()). No request may be left without an end.
 	s, _ = c.runJSON("-n", "4", "-delay", "50ms", "-stagger", "1s", "-deadline", "1500ms")
 	c.everyRequestEnded(s, "-stagger 1s -deadline 1500ms")
 	for _, r := range s.Results[2:] {
-		if !strings.Contains(r.Error, "timed out") {
-			c.fatalf("-stagger 1s -deadline 1500ms: request %d, whose timer is due after -deadline, ended with status %d, error %q; want an error that says it timed out (before it started): at -deadline the loop stops, and the requests its timers were to add fail", r.ID, r.Status, r.Error)
+		if !notStarted(r.Error) {
+			c.fatalf("-stagger 1s -deadline 1500ms: request %d, whose timer is due after -deadline, ended with status %d, error %q; want an error that says it did not start (r.notStarted(): \"not started: the run's -deadline of 1.5s passed\"): at -deadline the loop stops, and the requests its timers were to add fail", r.ID, r.Status, r.Error)
 		}
 	}
 	if n := s.calls("socket"); n > 2 {
@@ -99,15 +100,16 @@ func (c *check) everyRequestEnded(s summary, what string) {
 }
 
 // TestExercise04_2: -chain starts each request from the callback of the one
-// before, which means Add is called while Run goes through its requests.
+// before, which means Add is called while Run goes through its requests; the
+// loop must keep the added request for its next round.
 func TestExercise04_2(t *testing.T) {
 	c := begin(t, "04.2", "04-callback-reactor")
-	c.requireFlag("chain", "Add it in addStageFlags (main.go) with fs.BoolVar; with it, fetchAll adds only the first request, and each callback adds the next.")
+	c.requireFlag("chain", "Add it in program (main.go) with flags.BoolVar; with it, fetchAll adds only the first request, and each callback adds the next.")
 
-	s, _ := c.runJSON("-n", "4", "-delay", "100ms", "-chain")
+	s, o := c.runJSON("-n", "4", "-delay", "100ms", "-chain", "-trace")
 	for _, r := range s.Results {
 		if r.Error == "" && r.Status == 0 {
-			c.fatalf("-chain: request %d never ended: no status, no error, so its callback was never called. It was added by a callback while Run was filtering l.pending, and `l.pending = unfinished` dropped it; let each round work on its own slice and keep what Add appends meanwhile", r.ID)
+			c.fatalf("-chain: request %d never ended: no status, no error, so its callback was never called. Does every callback add the next request, and does the loop keep a request added during a round (l.added) for the next one?", r.ID)
 		}
 	}
 	c.allOK(s, "-chain")
@@ -122,25 +124,78 @@ func TestExercise04_2(t *testing.T) {
 	if s.calls("select") == 0 {
 		c.fatalf("-chain made no select call (calls: %s): the requests must still be driven by the event loop", s.callsText())
 	}
+	c.addedWaitForTheNextRound(o.stderr, 4)
 
 	// -deadline in the middle of the chain: the request going then fails as
-	// timed out, and the ones after it too, before they start (the last one
+	// timed out, and the ones after it fail without starting (the last one
 	// could not start before 300ms anyway). None may be left without an end.
 	s, _ = c.runJSON("-n", "4", "-delay", "100ms", "-chain", "-deadline", "250ms")
 	c.everyRequestEnded(s, "-chain -deadline 250ms")
-	if r := s.Results[3]; !strings.Contains(r.Error, "timed out") {
-		c.fatalf("-chain -delay 100ms -deadline 250ms: request 4 ended with status %d, error %q; it could not start before -deadline, so it must fail as timed out (before it started)", r.Status, r.Error)
+	if r := s.Results[3]; !notStarted(r.Error) {
+		c.fatalf("-chain -delay 100ms -deadline 250ms: request 4 ended with status %d, error %q; it could not start before -deadline, so it must fail without starting (r.notStarted(): \"not started: the run's -deadline of 250ms passed\")", r.Status, r.Error)
 	}
 
 	s, _ = c.runJSON("-n", "4", "-delay", "100ms")
 	c.allOK(s, "without -chain")
 }
 
+// traceCall matches every -trace line, the loop's and the requests':
+// " 0.000146 loop    select         = 2", " 0.000129 req 2   socket         = 7".
+var traceCall = regexp.MustCompile(`(?m)^\s*\d+\.\d+ (?:loop|req (\d+))\s+(\S+)\s+= (-?\d+)`)
+
+// addedWaitForTheNextRound reads a -chain -trace run of n requests: each
+// request after the first is made in the callback of the one before (its
+// socket comes after that one's close), and it is first tried (getsockopt or
+// write) only after a select of its own. The socket it gets often has the
+// very number the request before has just closed: the round's ready sets,
+// from a select before that close, say nothing about the new socket.
+func (c *check) addedWaitForTheNextRound(trace string, n int) {
+	c.t.Helper()
+	socket := make([]int, n+1)  // each request's descriptor
+	closed := make([]bool, n+1) // its close is in the trace
+	made := make([]bool, n+1)   // its socket is, and no select since
+	for _, m := range traceCall.FindAllStringSubmatch(trace, -1) {
+		if m[1] == "" { // the loop's own call
+			if m[2] == "select" {
+				clear(made)
+			}
+			continue
+		}
+		id, _ := strconv.Atoi(m[1])
+		if id < 1 || id > n {
+			continue
+		}
+		switch m[2] {
+		case "socket":
+			socket[id], _ = strconv.Atoi(m[3])
+			if id > 1 && !closed[id-1] {
+				c.fatalf("-chain -trace: request %d made its socket before request %d had closed its own: each request must be added from the callback of the one before, which the loop calls once that request has ended", id, id-1)
+			}
+			made[id] = true
+		case "getsockopt", "write":
+			if made[id] {
+				reused := ""
+				if id > 1 && socket[id] == socket[id-1] {
+					reused = fmt.Sprintf(" (here it even got descriptor %d, the number request %d had just closed)", socket[id], id-1)
+				}
+				c.fatalf("-chain -trace: request %d was tried (%s) in the round whose callback added it, before any select had looked at its socket. The round's ready sets come from a select made before that socket existed: a new socket may get the very number of one that has just closed%s, and the sets then describe the old one. Let Add keep the new request for the next round (l.added), as the stage does", id, m[2], reused)
+			}
+		case "close":
+			closed[id] = true
+		}
+	}
+	for id := 1; id <= n; id++ {
+		if socket[id] == 0 {
+			c.fatalf("-chain -trace: no socket call for request %d in the trace:\n%s", id, indent(last(trace, 20)))
+		}
+	}
+}
+
 // TestExercise04_3: -request-timeout D fails a request that has not ended D
 // after it started, with a timer that is cancelled when the request ends.
 func TestExercise04_3(t *testing.T) {
 	c := begin(t, "04.3", "04-callback-reactor")
-	c.requireFlag("request-timeout", "Add it in addStageFlags (main.go) with fs.DurationVar; the loop needs timers (exercise 04.1) that can be cancelled: Add sets one per request, and the end of a request cancels it.")
+	c.requireFlag("request-timeout", "Add it in program (main.go) with flags.DurationVar; the loop needs timers (exercise 04.1) that can be cancelled: Add sets one per request, and the end of a request cancels it.")
 
 	// Every request times out: the server answers after 5s.
 	s, _ := c.runJSON("-n", "3", "-delay", "5s", "-request-timeout", "300ms")

@@ -27,7 +27,7 @@ var waitLine = regexp.MustCompile(`(?m)^\s*\d+\.\d+ loop\s+epoll_wait\s+= (-?\d+
 func TestExercise05_1(t *testing.T) {
 	linuxOnly(t, "05.1")
 	c := begin(t, "05.1", "05-epoll")
-	c.requireFlag("max-events", "Add it in addStageFlags (main.go), and make the loop's events array (newEventLoop) that long.")
+	c.requireFlag("max-events", "Add it in program (main.go) with flags.Func, and make the watcher's events array (newWatcher, in epoll.go) that long.")
 
 	const n = 20
 	s, o := c.runJSON("-n", strconv.Itoa(n), "-delay", "100ms", "-max-events", "1", "-trace")
@@ -56,7 +56,7 @@ func TestExercise05_1(t *testing.T) {
 func TestExercise05_2(t *testing.T) {
 	linuxOnly(t, "05.2")
 	c := begin(t, "05.2", "05-epoll")
-	c.requireFlag("read-once", "Add it in addStageFlags (main.go) with fs.BoolVar; with it, receiveResponse returns after one read that got bytes, instead of reading until EAGAIN.")
+	c.requireFlag("read-once", "Add it in program (main.go) with flags.BoolVar; with it, receiveResponse returns after one read that got bytes, instead of reading until EAGAIN.")
 
 	// A server of this test answers with 30,000 bytes at once, then closes:
 	// more than the stage's 8,192-byte buffer takes in one read. sent says
@@ -145,7 +145,7 @@ func TestExercise05_3(t *testing.T) {
 
 	s, _ := c.runJSON("-n", "3", "-delay", "5s", "-deadline", "300ms")
 	if n := s.calls("timerfd_create"); n != 1 {
-		c.fatalf("-deadline 300ms: %d timerfd_create calls (calls: %s); want 1: keep -deadline with a timerfd in the epoll set (unix.TimerfdCreate in newEventLoop, recorded with l.rn.record(\"timerfd_create\", fd, err)), instead of working out epoll_wait's timeout from the time left", n, s.callsText())
+		c.fatalf("-deadline 300ms: %d timerfd_create calls (calls: %s); want 1: keep -deadline with a timerfd in the epoll set (unix.TimerfdCreate in newWatcher, epoll.go, recorded with rn.record(\"timerfd_create\", fd, err)), instead of working out epoll_wait's timeout from the time left", n, s.callsText())
 	}
 	if n := s.calls("timerfd_settime"); n != 1 {
 		c.fatalf("-deadline 300ms: %d timerfd_settime calls (calls: %s); want 1: arm the timer once, to expire when the run's time is up, and record the call", n, s.callsText())

@@ -41,7 +41,7 @@ func clientOverlap(s summary) int {
 // TestExercise06_1: -limit k runs at most k requests at once, in every model.
 func TestExercise06_1(t *testing.T) {
 	c := begin(t, "06.1", "06-goroutines-compare")
-	c.requireFlag("limit", "Add it in addStageFlags (main.go), and in fetchAll make each goroutine wait for one of k slots before its request (a buffered channel of size k is a semaphore).")
+	c.requireFlag("limit", "Add it in program (main.go), and in fetchAll make each goroutine wait for one of k slots before its request (a buffered channel of size k is a semaphore).")
 
 	for _, model := range []string{"goroutines", "threads"} {
 		s, _ := c.runJSON("-n", "12", "-delay", "300ms", "-limit", "3", "-model", model)
@@ -66,7 +66,7 @@ func TestExercise06_1(t *testing.T) {
 // or the run's -deadline if that comes first.
 func TestExercise06_2(t *testing.T) {
 	c := begin(t, "06.2", "06-goroutines-compare")
-	c.requireFlag("timeout", "Add it in addStageFlags (main.go) with fs.DurationVar; in fetch, give the dialer and the connection the earlier of start + D and the run's deadline.")
+	c.requireFlag("timeout", "Add it in program (main.go) with flags.DurationVar; in fetch, give the dialer and the connection the earlier of start + D and the run's deadline.")
 
 	isTimeout := func(err string) bool {
 		err = strings.ToLower(err)
@@ -122,7 +122,7 @@ func TestExercise06_2(t *testing.T) {
 // cancelled instead of waiting for their answers.
 func TestExercise06_3(t *testing.T) {
 	c := begin(t, "06.3", "06-goroutines-compare")
-	c.requireFlag("fail-fast", "Add it in addStageFlags (main.go) with fs.BoolVar; give the requests a context.Context that fetchAll cancels when one fails, and make fetch give up when it is cancelled.")
+	c.requireFlag("fail-fast", "Add it in program (main.go) with flags.BoolVar; give the requests a context.Context that fetchAll cancels when one fails, and make fetch give up when it is cancelled.")
 
 	// A server of this check: request 1 is closed at once without an
 	// answer; the others are held open and never answered.
