@@ -16,8 +16,9 @@
 // keep the run's -deadline, the stage sets one on the socket before each call
 // (the setsockopt calls in the report).
 //
-// Everything around the lesson (flags, request bytes, the report) is in
-// scaffold.go, the same file in every stage. Next: make diff FROM=01 TO=02.
+// Everything around the lesson (the shared flags, the requests, reading a
+// response, the report) is in the scaffold*.go files, the same in every
+// stage. Next: make diff FROM=01 TO=02.
 package main
 
 import (

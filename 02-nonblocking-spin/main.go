@@ -15,8 +15,9 @@
 // flight at once, the wall time is one delay instead of five, and the CPU time
 // is about the wall time, nearly all of it spent on wasted (EAGAIN) calls.
 //
-// Everything around the lesson (flags, request bytes, the report) is in
-// scaffold.go, the same file in every stage. Compare: make diff FROM=01 TO=02.
+// Everything around the lesson (the shared flags, the requests, reading a
+// response, the report) is in the scaffold*.go files, the same in every
+// stage. Compare: make diff FROM=01 TO=02.
 // Next: make diff FROM=02 TO=03.
 package main
 
@@ -152,7 +153,7 @@ func start(r *request) (*conn, error) {
 
 // step gives one request one try at whatever it needs next: finish
 // connecting (and then send at once), send, or receive. It never waits. done
-// is true once the server has closed the connection after its response; err
+// is true once the response is complete (end of file, or its framing); err
 // says why the request failed.
 func (c *conn) step(buf []byte) (done bool, err error) {
 	if !c.connected {

@@ -17,8 +17,9 @@
 // -timeout 5ms (the notes' value) to see what a polling timeout costs, and -n
 // 1100 to meet FD_SETSIZE: select cannot watch descriptor 1024 or above.
 //
-// Everything around the lesson (flags, request bytes, the report) is in
-// scaffold.go, the same file in every stage. Compare: make diff FROM=02 TO=03.
+// Everything around the lesson (the shared flags, the requests, reading a
+// response, the report) is in the scaffold*.go files, the same in every
+// stage. Compare: make diff FROM=02 TO=03.
 // Next: make diff FROM=03 TO=04.
 package main
 
@@ -244,7 +245,7 @@ func (c *conn) wantsToWrite() bool {
 
 // step gives one ready request one try at whatever it needs next: finish
 // connecting (and then send at once), send, or receive. It never waits. done
-// is true once the server has closed the connection after its response; err
+// is true once the response is complete (end of file, or its framing); err
 // says why the request failed.
 func (c *conn) step(buf []byte) (done bool, err error) {
 	if !c.connected {

@@ -921,8 +921,8 @@ func TestTheTestServersMarkIsSeen(t *testing.T) {
 // FuzzResponseHandling feeds arbitrary bytes to a request the way a stage
 // does (r.received once per read, the pieces cut at arbitrary points, until
 // it says complete or fails; r.finish then, or at end of file) and checks
-// what must hold whatever the server sends: no panic, the bytes kept are the
-// ones sent, in order, and a response accepted only if its header is whole
+// what must hold whatever the server sends: no panic, the bytes kept are a
+// prefix of what was sent, and a response accepted only if its header is whole
 // and its body lies inside what arrived. Run it longer with
 //
 //	go test -run '^$' -fuzz FuzzResponseHandling -fuzztime 1000000x ./01-blocking

@@ -28,9 +28,9 @@
 // and in kqueue.go on macOS and FreeBSD, whose kqueue(2) does the same job
 // (see the README): the way Go's runtime keeps its own netpoller, one
 // contract with netpoll_epoll.go and netpoll_kqueue.go beside it.
-// Everything around the lesson (flags, request bytes, the report) is in
-// scaffold.go, the same file in every stage. Compare: make diff FROM=04
-// TO=05. Next: make diff FROM=05 TO=06.
+// Everything around the lesson (the shared flags, the requests, reading a
+// response, the report) is in the scaffold*.go files, the same in every
+// stage. Compare: make diff FROM=04 TO=05. Next: make diff FROM=05 TO=06.
 package main
 
 import (
@@ -155,9 +155,9 @@ func (l *eventLoop) Add(r *request, callback func(response []byte, err error)) {
 	l.pending[c.fileno()] = c
 }
 
-// Run sleeps in epoll_wait (kevent) until some sockets are ready, gives each ready
-// request a try, and sleeps again, until every request has completed or
-// failed, or -deadline has passed. A failure ends its own request (and calls
+// Run sleeps in epoll_wait (kevent) until some sockets are ready, gives each
+// ready request a try, and sleeps again, until every request has completed
+// or failed, or -deadline has passed. A failure ends its own request (and calls
 // its callback), never the loop.
 func (l *eventLoop) Run() {
 	for len(l.pending) > 0 {
@@ -338,7 +338,7 @@ func (c *conn) wantsToWrite() bool {
 
 // step gives one ready request one try at whatever it needs next: finish
 // connecting (and then send at once), send, or receive. It never waits. done
-// is true once the server has closed the connection after its response; err
+// is true once the response is complete (end of file, or its framing); err
 // says why the request failed.
 func (c *conn) step(buf []byte) (done bool, err error) {
 	if !c.connected {

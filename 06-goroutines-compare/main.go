@@ -10,9 +10,10 @@
 // EINPROGRESS, read or write say EAGAIN), the runtime parks the goroutine and
 // leaves the socket to its netpoller, which is epoll on Linux and kqueue on
 // macOS and FreeBSD. When the socket is ready, the netpoller makes the
-// goroutine runnable again, and the call carries on as if it had waited. So the code is as simple as stage
-// 01's and the run as concurrent as stage 05's: the event loop of stages
-// 03-05 is still there, inside the runtime, shared by every goroutine.
+// goroutine runnable again, and the call carries on as if it had waited. So
+// the code is as simple as stage 01's and the run as concurrent as stage
+// 05's: the event loop of stages 03-05 is still there, inside the runtime,
+// shared by every goroutine.
 //
 // Between stage 05 and the net package is -model epoll-goroutines (epoll.go,
 // Linux): the same goroutines on raw nonblocking sockets, parked and woken by
@@ -34,10 +35,11 @@
 // (make server): threads take about as long, with a thousand threads;
 // processes take seconds more, just to start a thousand programs.
 //
-// Everything around the lesson (flags, request bytes, the report) is in
-// scaffold.go, the same file in every stage. Compare: make diff FROM=01 TO=06
-// (stage 01's code, run concurrently) and make diff FROM=05 TO=06 (the event
-// loop disappears into the runtime).
+// Everything around the lesson (the shared flags, the requests, reading a
+// response, the report) is in the scaffold*.go files, the same in every
+// stage. Compare: make diff FROM=01 TO=06 (stage 01's code, run
+// concurrently) and make diff FROM=05 TO=06 (the event loop disappears into
+// the runtime).
 package main
 
 import (
