@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,9 +26,11 @@ import (
 
 // fakePrograms writes a shell script in place of each stage's program, so
 // the comparison's own logic can be tested without building anything: every
-// stage answers with script, the stage named broken with brokenScript.
+// stage answers with script, the stage named broken with brokenScript. The
+// rows run are the stages' alone, as the scripts stand in for nothing else.
 func fakePrograms(t *testing.T, script, broken, brokenScript string) string {
 	t.Helper()
+	onlyStages(t)
 	dir := t.TempDir()
 	for _, stage := range stageDirs() {
 		body := script
@@ -41,6 +44,14 @@ func fakePrograms(t *testing.T, script, broken, brokenScript string) string {
 	return dir
 }
 
+// onlyStages makes the comparison's rows the stages' alone until the test
+// ends: the clients that are not stages are tested in clients_test.go.
+func onlyStages(t *testing.T) {
+	all := candidates
+	t.Cleanup(func() { candidates = all })
+	candidates = stagesOnly(all)
+}
+
 // TestComparisonShowsFailures: a run where some requests failed shows its
 // failures in the ok/failed column, and a program that crashes or prints no
 // summary gets a FAILED row; neither is hidden.
@@ -49,7 +60,7 @@ func TestComparisonShowsFailures(t *testing.T) {
 	crash := `echo 'panic: something broke' >&2; exit 2`
 	dir := fakePrograms(t, partly, "03-select-multiplex", crash)
 
-	rows := runWorkload(context.Background(), dir, "127.0.0.1:1", workload{Name: "test", N: 10}, 1000)
+	rows := runWorkload(context.Background(), dir, "127.0.0.1:1", workload{Name: "test", N: 10}, 1000, 1, io.Discard)
 	var out bytes.Buffer
 	if err := writeComparison(&out, comparison{Workloads: []workloadRun{{workload{Name: "test", N: 10}, rows}}}); err != nil {
 		t.Fatal(err)
@@ -76,7 +87,7 @@ func TestComparisonShowsFailures(t *testing.T) {
 func TestEachRowRunsItsFlags(t *testing.T) {
 	script := `echo '{"stage":"x","requests":3,"ok":3,"failed":0,"results":[],"server":"'"$*"'"}'`
 	dir := fakePrograms(t, script, "", "")
-	rows := runWorkload(context.Background(), dir, "127.0.0.1:1", workload{Name: "test", N: 3, Delay: 20 * time.Millisecond}, 1000)
+	rows := runWorkload(context.Background(), dir, "127.0.0.1:1", workload{Name: "test", N: 3, Delay: 20 * time.Millisecond}, 1000, 1, io.Discard)
 	got := map[string]string{}
 	for _, r := range rows {
 		if r.Summary != nil {
@@ -93,6 +104,7 @@ func TestEachRowRunsItsFlags(t *testing.T) {
 		"05 epoll, edge-triggered":      common + " -edge",
 		"06 goroutines (net)":           common,
 		"06 goroutines, own epoll loop": common + " -model epoll-goroutines",
+		"06 io_uring, completions":      common + " -model io_uring",
 		"06 thread per request":         common + " -model threads",
 		"06 process per request":        common + " -model processes",
 	}
@@ -103,7 +115,8 @@ func TestEachRowRunsItsFlags(t *testing.T) {
 
 // TestComparisonRunsEveryStage builds the stages and runs a tiny workload
 // for real, through the command line: every row must run, succeed and
-// report from -json.
+// report from -json, with the server's peak in flight. A client that is not
+// installed here (python3, ab, curl) is skipped, saying so, and not checked.
 func TestComparisonRunsEveryStage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds every stage")
@@ -136,6 +149,14 @@ func TestComparisonRunsEveryStage(t *testing.T) {
 		}
 	}
 	want["01 blocking, one at a time"] = "3 ok, peak 1"
+	want["ab (ApacheBench) -c n"] = "3 ok, peak 2" // its first request alone, then the other two
+	for _, r := range c.Workloads[0].Rows {
+		if strings.HasPrefix(r.Skipped, "no python3") || strings.HasSuffix(r.Skipped, "is not installed") {
+			t.Logf("%s: %s", r.Model, r.Skipped)
+			delete(want, r.Model)
+			delete(got, r.Model)
+		}
+	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
 	}
@@ -196,12 +217,19 @@ func TestCommandLine(t *testing.T) {
 		fail string // "" when the line is good
 		want string // the workloads, when it is
 	}{
-		{nil, "", "few,hundred,many,scale"},
+		{nil, "", "few,hundred,many,scale,scale10k"},
 		{[]string{"-pictures"}, "", "hundred,many,scale"},
 		{[]string{"-pictures", "-workloads", "few"}, "", "few"},
+		{[]string{"-runs", "3", "-workloads", "scale10k"}, "", "scale10k"},
+		{[]string{"-comparison", "saved.json"}, "", "few,hundred,many,scale,scale10k"},
 		{[]string{"-only", "curve"}, "-only: only with -pictures", ""},
-		{[]string{"-out", "x", "-comparison", "y"}, "-comparison, -out: only with -pictures", ""},
-		{[]string{"-pictures", "-json"}, "-json is for the comparison's tables", ""},
+		{[]string{"-out", "x", "-save-comparison", "y"}, "-out, -save-comparison: only with -pictures", ""},
+		{[]string{"-pictures", "-json"}, "-json: for the comparison's tables", ""},
+		{[]string{"-pictures", "-runs", "3"}, "-runs: for the comparison's tables", ""},
+		{[]string{"-runs", "0"}, "-runs 0: want 1 or more", ""},
+		{[]string{"-json", "-write", "x.md"}, "-json prints no tables", ""},
+		{[]string{"-clients=false", "-workloads", "few"}, "", "few"},
+		{[]string{"-pictures", "-clients=false"}, "-clients: for the comparison's tables", ""},
 		{[]string{"-workloads", "lots"}, `"lots" is not few`, ""},
 		{[]string{"pictures"}, `unexpected "pictures"`, ""},
 	} {

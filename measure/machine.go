@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -21,6 +22,10 @@ import (
 type machine struct {
 	OS, Arch, Kernel, CPU, Go string
 	Cores, MaxFDs             int
+	// Somaxconn is the most a listen backlog can be here (Linux's
+	// net.core.somaxconn; 0 when unknown). net.Listen asks for it, so it is
+	// the test server's accept queue: connects past it wait for a SYN resent.
+	Somaxconn int
 }
 
 // describeMachine describes this machine. A comparison's JSON carries the
@@ -36,6 +41,9 @@ func describeMachine() machine {
 	var limit unix.Rlimit
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &limit) == nil {
 		m.MaxFDs = int(min(limit.Cur, 1<<30))
+	}
+	if text, err := os.ReadFile("/proc/sys/net/core/somaxconn"); err == nil {
+		m.Somaxconn, _ = strconv.Atoi(strings.TrimSpace(string(text)))
 	}
 	return m
 }

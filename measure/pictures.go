@@ -114,7 +114,7 @@ func makeComparison(ctx context.Context, bin, addr string, o options, log io.Wri
 		}
 	} else {
 		step := progress(log, "comparison: every stage and model, -workloads "+namesOf(o.workloads))
-		c = runComparison(ctx, bin, addr, o.workloads, log)
+		c = runComparison(ctx, bin, addr, o.workloads, 1, log)
 		step()
 	}
 	if o.saveComparison != "" {

@@ -39,7 +39,7 @@ func moduleRoot(ctx context.Context) (string, error) {
 func stageDirs() []string {
 	var dirs []string
 	for _, c := range candidates {
-		if !slices.Contains(dirs, c.Stage) {
+		if c.client == nil && !slices.Contains(dirs, c.Stage) {
 			dirs = append(dirs, c.Stage)
 		}
 	}
@@ -70,8 +70,12 @@ func programs(ctx context.Context, bin string, log io.Writer) (dir string, done 
 	return dir, func() { os.RemoveAll(dir) }, nil
 }
 
-// buildPrograms builds the test server and every stage measured into a new
-// folder, which the caller removes. 05 builds everywhere (on epoll on Linux,
+// netHTTPClient is the one client that is not a stage and is built here
+// (clients.go): its program is nethttp in the folder.
+const netHTTPClient = "./measure/clients/nethttp"
+
+// buildPrograms builds the test server, every stage measured and the
+// net/http client into a new folder, which the caller removes. 05 builds everywhere (on epoll on Linux,
 // on kqueue on macOS and FreeBSD, and elsewhere as a program that says why
 // it cannot run).
 func buildPrograms(ctx context.Context, root string) (string, error) {
@@ -79,7 +83,7 @@ func buildPrograms(ctx context.Context, root string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("making a folder for the programs: %w", err)
 	}
-	args := []string{"build", "-o", dir + string(os.PathSeparator), "./internal/testserver/cmd/testserver"}
+	args := []string{"build", "-o", dir + string(os.PathSeparator), "./internal/testserver/cmd/testserver", netHTTPClient}
 	for _, s := range stageDirs() {
 		args = append(args, "./"+s)
 	}

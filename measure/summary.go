@@ -6,13 +6,16 @@ package main
 // prints with -json. measure decodes it into types of its own, never a
 // stage's, since a stage is a program and not a package to import.
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"slices"
+)
 
 // summary is the part of a stage's -json output that measure uses (the
 // scaffold's summary has these fields and more). It keeps the bytes it was
-// read from, and writes them back unchanged, so the comparison's JSON holds
-// each run's summary whole, as the stage printed it, even fields added to
-// the scaffold after this was written.
+// read from, and writes them back unchanged, so a summary passes through
+// whole, as the stage printed it, even fields added to the scaffold after
+// this was written. The comparison trims each run's (trim, below).
 type summary struct {
 	Stage               string         `json:"stage"`
 	Server              string         `json:"server"`
@@ -56,4 +59,27 @@ func (s summary) MarshalJSON() ([]byte, error) {
 		return s.printed, nil
 	}
 	return json.Marshal(fields(s))
+}
+
+// trim lets go of what the comparison does not need once a run is over:
+// the bytes it was read from and the requests that succeeded (the failed
+// ones stay: they say where a model met its limit). Why it matters: Linux
+// copies the peak resident size of the process that starts a program into
+// that program's own (exec_mmap records the old memory's high-water mark in
+// signal->maxrss, which getrusage reports), and Go starts programs with
+// CLONE_VM, so that old memory is measure's. Every stage's peak RSS is
+// therefore at least measure's peak: measure must stay small, and not grow
+// with every run it keeps, or the later rows would inherit the growth.
+func (s *summary) trim() {
+	if s == nil {
+		return
+	}
+	s.printed = nil
+	failed := s.Results[:0]
+	for _, r := range s.Results {
+		if r.Error != "" {
+			failed = append(failed, r)
+		}
+	}
+	s.Results = slices.Clip(failed)
 }
