@@ -264,6 +264,7 @@ type uringLoop struct {
 	expired  bool     // the run's TIMEOUT has completed: -deadline has passed
 	deadline timespec // the TIMEOUT's time, which the kernel reads until it completes
 	timeouts int      // TIMEOUT and TIMEOUT_REMOVE operations still to complete
+	removing bool     // the TIMEOUT_REMOVE has been submitted
 }
 
 // abandoned keeps the chains of a run whose ring failed: the kernel may still
@@ -315,10 +316,11 @@ func (u *uringLoop) run() error {
 		}
 	}
 	for u.going > 0 || u.timeouts > 0 {
-		if u.going == 0 && !u.expired && u.timeouts == 1 { // all over before the deadline: take the TIMEOUT back
+		if u.going == 0 && !u.expired && !u.removing { // all over before the deadline: take the TIMEOUT back, once
 			if err := u.submit(nil, sqe{opcode: opTimeoutRemove, addr: deadlineTag, userData: removeTag}); err != nil {
 				return err
 			}
+			u.removing = true
 			u.timeouts++
 		}
 		if err := u.rg.enter(u.rn, 1); err != nil {
