@@ -209,8 +209,12 @@ func (rg *ring) enter(rn *run, wait uint32) error {
 		}
 		n, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(rg.fd), uintptr(rg.unsubmitted), uintptr(wait), flags, 0, 0)
 		rn.record("io_uring_enter", int(n), errnoOrNil(errno))
-		if errno == 0 || errno == unix.EINTR {
-			rg.unsubmitted -= uint32(n) // a call that was interrupted may have submitted some
+		if errno == 0 {
+			// How many it handed over. A signal that ends the wait early
+			// does not take those back: the call then returns the count
+			// without an error, and fails with EINTR only if it handed
+			// over none (io_uring_enter(2)).
+			rg.unsubmitted -= uint32(n)
 		}
 		switch {
 		case errno == unix.EINTR && rg.unsubmitted > 0:

@@ -27,10 +27,12 @@ import (
 //     on with ": text", that line must still contain the text;
 //   - every TestXxx, BenchmarkXxx and FuzzXxx named must be defined by a
 //     _test.go file of the repository;
-//   - nothing may point outside what a reader has: the project's own notes
-//     (FACTS.md, shared/…), absolute paths other than the system's own
-//     (/proc, /sys, /dev, /usr, /etc, /tmp), links that climb out of the
-//     repository.
+//   - a document named in running text (NAME.md, NAME.txt, with or without
+//     its folder) must exist as the backticked paths must: a page may not
+//     send its reader to notes that only the project's authors have;
+//   - nothing may point outside what a reader has: absolute paths other than
+//     the system's own (/proc, /sys, /dev, /usr, /etc, /tmp), links that
+//     climb out of the repository.
 //
 // The exercises' README is checked too. The solution patches are not
 // Markdown and are left to check-solutions.sh.
@@ -136,8 +138,8 @@ var (
 	lineCite  = regexp.MustCompile(`([\w./-]+\.go):(\d+)(?::\s*(.*))?`)
 	fileToken = regexp.MustCompile(`^(?:\.{0,2}/)?[\w.@+-]+(?:/[\w.@+-]+)*/?$`)
 	fileExt   = regexp.MustCompile(`\.(go|md|sh|c|h|svg|txt|mod|sum|json|patch|yml|yaml)$`)
-	// Prose that names the project's own notes, which readers do not have.
-	private = regexp.MustCompile(`FACTS\.md|\bshared/|/work/|original-notes`)
+	// A document named in running text, with or without its folder.
+	docName = regexp.MustCompile(`(?:\b[\w.-]+/)*\b[\w.-]+\.(?:md|txt)\b`)
 )
 
 // Kernel source folders: cited for readers to look up, not checkable here.
@@ -171,9 +173,12 @@ func (c *citer) checkPage(t *testing.T, file string) []problem {
 		if inBlock || strings.HasPrefix(strings.TrimSpace(line), "<!--") {
 			continue
 		}
-		if m := private.FindString(line); m != "" {
+		prose := codeSpan.ReplaceAllString(mdLink.ReplaceAllString(line, ""), "")
+		for _, name := range docName.FindAllString(prose, -1) {
 			c.citations++
-			add(n, "cites %q, which readers do not have: cite a test, a run or a source file instead", m)
+			if msg := c.checkPath(dir, name); msg != "" {
+				add(n, "names %s, which readers do not have (%s): cite a test, a run or a source file instead", name, msg)
+			}
 		}
 		for _, m := range mdLink.FindAllStringSubmatch(line, -1) {
 			c.citations++
@@ -189,9 +194,6 @@ func (c *citer) checkPage(t *testing.T, file string) []problem {
 		}
 		for _, m := range codeSpan.FindAllStringSubmatch(line, -1) {
 			span := m[1]
-			if private.MatchString(span) {
-				continue // said above
-			}
 			if lc := lineCite.FindStringSubmatch(span); lc != nil && strings.HasPrefix(span, lc[0][:len(lc[1])]) {
 				c.citations++
 				if msg := c.checkLine(dir, lc[1], lc[2], lc[3]); msg != "" {
@@ -205,7 +207,7 @@ func (c *citer) checkPage(t *testing.T, file string) []problem {
 			}
 		}
 		// file.go:123 outside backticks, in running text.
-		for _, lc := range lineCite.FindAllStringSubmatch(codeSpan.ReplaceAllString(line, ""), -1) {
+		for _, lc := range lineCite.FindAllStringSubmatch(prose, -1) {
 			c.citations++
 			if msg := c.checkLine(dir, lc[1], lc[2], ""); msg != "" {
 				add(n, "%s:%s %s", lc[1], lc[2], msg)

@@ -74,14 +74,17 @@ import (
 	"testing"
 	"time"
 
+	"blocking-to-epoll/internal/testserver"
+
 	"github.com/google/go-cmp/cmp"
 )
 
 var update = flag.Bool("update", false, "rewrite the output blocks with what the commands print now")
 
-// shownServerAddr is where the docs show the standalone test server (make
-// server). The test's own server listens on a free port instead.
-const shownServerAddr = "127.0.0.1:8000"
+// shownServerAddr is where the docs show the standalone test server: where
+// make server puts it. The test never listens there: its own server gets a
+// free port, whose address replaces this one in the commands it runs.
+const shownServerAddr = testserver.StandaloneAddr
 
 var markerLine = regexp.MustCompile(`^<!-- output( with server)?: (.+) -->$`)
 

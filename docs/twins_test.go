@@ -60,11 +60,11 @@ func TestChineseEditionKeepsStep(t *testing.T) {
 	}
 }
 
-// twinOf names the Chinese twin of an English page: README.zh-CN.md beside a
-// README.md, docs/zh-CN/NAME.md for a chapter docs/NAME.md.
+// twinOf names the Chinese twin of an English page: README.zh-CN.md beside
+// every README.md, docs/zh-CN/NAME.md for a chapter docs/NAME.md.
 func twinOf(rel string) string {
 	dir, name := filepath.Split(rel)
-	if name == "README.md" && filepath.Clean(dir) != "docs" {
+	if name == "README.md" {
 		return filepath.Join(dir, "README.zh-CN.md")
 	}
 	return filepath.Join(dir, "zh-CN", name)

@@ -248,11 +248,8 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	var c comparison
 	if o.comparison != "" {
-		data, err := os.ReadFile(o.comparison)
-		if err != nil {
-			return err
-		}
-		if c, err = parseComparison(data); err != nil {
+		var err error
+		if c, err = loadComparison(o.comparison); err != nil {
 			return err
 		}
 	} else {
@@ -399,6 +396,16 @@ func writeJSON(w io.Writer, c comparison) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(c)
+}
+
+// loadComparison reads a comparison saved with -json (-comparison FILE), to
+// print its tables or draw its picture without measuring again.
+func loadComparison(file string) (comparison, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return comparison{}, err
+	}
+	return parseComparison(data)
 }
 
 // parseComparison reads the JSON of -json, as -pictures -comparison does.

@@ -105,11 +105,8 @@ func makeTimelines(ctx context.Context, bin, addr, out string, log io.Writer) er
 func makeComparison(ctx context.Context, bin, addr string, o options, log io.Writer) error {
 	var c comparison
 	if o.comparison != "" {
-		data, err := os.ReadFile(o.comparison)
-		if err != nil {
-			return err
-		}
-		if c, err = parseComparison(data); err != nil {
+		var err error
+		if c, err = loadComparison(o.comparison); err != nil {
 			return err
 		}
 	} else {

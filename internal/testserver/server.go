@@ -106,6 +106,10 @@ func (s *Server) serve() {
 	}
 }
 
+// StandaloneAddr is where the standalone server listens unless told otherwise
+// (make server, cmd/testserver), and so the address the docs show for it.
+const StandaloneAddr = "127.0.0.1:8000"
+
 // Addr is the address the server listens on, such as "127.0.0.1:8000" or "[::1]:8000".
 func (s *Server) Addr() string {
 	return s.listener.Addr().String()

@@ -26,7 +26,7 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8000", "loopback address to listen on (host:port, such as 127.0.0.1:0 or [::1]:0)")
+	addr := flag.String("addr", testserver.StandaloneAddr, "loopback address to listen on (host:port, such as 127.0.0.1:0 or [::1]:0)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, *addr, os.Stdout)
