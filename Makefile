@@ -14,7 +14,7 @@ TO ?= 02
 # v0.7.0 needs Go 1.25 and v0.8 Go 1.26. It is clean here on Go 1.24 and on 1.26.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.6.1
 # What make diff leaves out: the same in every stage, or for other systems.
-DIFF_LEFT_OUT := scaffold*.go windows.go kqueue*.go other.go
+DIFF_LEFT_OUT := scaffold*.go windows.go kqueue*.go socket_fcntl.go other.go
 # checksums FIND-TESTS: one line per file found, so that a target can say
 # afterwards which files it rewrote.
 checksums = find . -path ./.git -prune -o -type f \( $(1) \) -print0 | sort -z | xargs -0 cksum
@@ -59,8 +59,8 @@ diff: ## what stage TO changes from stage FROM: make diff FROM=01 TO=02
 	missing=$$([ -n "$$from" ] || echo "FROM=$(FROM)"; [ -n "$$to" ] || [ "$(TO)" = "$(FROM)" ] || echo "TO=$(TO)"); \
 	if [ -n "$$missing" ]; then echo "no such stage: $$(echo $$missing | sed 's/ / or /'); the stages are: $(STAGES)"; exit 2; fi; \
 	diff -ruN $(foreach x,$(DIFF_LEFT_OUT),-x '$(x)') -x '[0-9][0-9]-*' $${from%/} $${to%/}; \
-	echo "── $${from%/} → $${to%/}, lines added or removed (left out: scaffold*.go, identical in every stage; windows.go, the same stand-in in every stage; 05's kqueue.go, kqueue_test.go and other.go, the same loop's watched set on other systems):"; \
-	for f in $$( (ls $$from; ls $$to) | grep -v -e '^scaffold' -e '^windows\.go$$' -e '^kqueue' -e '^other\.go$$' -e '^[0-9][0-9]-' | sort -u); do \
+	echo "── $${from%/} → $${to%/}, lines added or removed (left out: scaffold*.go, identical in every stage; windows.go, the same stand-in in every stage; 05's kqueue.go, kqueue_test.go, socket_fcntl.go and other.go, the same loop on other systems):"; \
+	for f in $$( (ls $$from; ls $$to) | grep -v -e '^scaffold' -e '^windows\.go$$' -e '^kqueue' -e '^socket_fcntl\.go$$' -e '^other\.go$$' -e '^[0-9][0-9]-' | sort -u); do \
 		changed=$$(diff -uN $$from$$f $$to$$f | grep -E '^[-+]' | grep -cvE '^(\+\+\+|---) '); \
 		printf "   %-24s %4d\n" $$f $$changed; \
 	done

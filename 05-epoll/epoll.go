@@ -1,21 +1,22 @@
 //go:build linux
 
 // epoll.go is the watched set of stage 05 on Linux: epoll(7). main.go's loop
-// asks five things of it, and kqueue.go answers the same five on macOS and
+// asks four things of it, and kqueue.go answers the same four on macOS and
 // FreeBSD, the way Go's runtime keeps netpoll_epoll.go and netpoll_kqueue.go
-// behind one contract (netpollinit, netpollopen, netpollclose, netpoll):
+// behind one contract (netpollinit, netpollopen, netpoll):
 //
 //	newWatcher   make the set: epoll_create1(2)
 //	close        give it back: close(2)
-//	watch        watch a socket for one interest, or switch it: epoll_ctl(2) ADD, MOD
-//	forget       stop watching a socket: epoll_ctl(2) DEL
+//	watch        watch a socket, or switch what for: epoll_ctl(2) ADD, MOD
 //	wait         sleep until some are ready, and name them: epoll_wait(2)
 //
 // epoll_create1 makes an epoll instance, the kernel's copy of the watched
-// set. epoll_ctl adds a socket once, changes what it waits for and removes
-// it. epoll_wait sleeps until some are ready and returns only those: the
-// kernel keeps a ready list, fed by the sockets themselves when their state
-// changes, so one wait costs the same for 10 watched sockets as for 10,000.
+// set. epoll_ctl adds a socket once (ADD), changes what it waits for (MOD)
+// and removes it (DEL). epoll_wait sleeps until some are ready and returns
+// only those: the kernel keeps a ready list, fed by the sockets themselves
+// when their state changes, so one wait costs the same for 10 watched
+// sockets as for 10,000. This stage never needs DEL: closing a socket takes
+// it out of the set (see forget in main.go).
 
 package main
 
@@ -52,19 +53,23 @@ func (w *watcher) close(rn *run) {
 	rn.record("close", 0, err)
 }
 
-// watch tells epoll to watch c for want: EPOLLOUT (writable) or EPOLLIN
-// (readable), with EPOLLET under -edge. The first time is epoll_ctl ADD; after
-// that MOD changes the interest in place.
+// epollEvents are the epoll events for each interest.
+var epollEvents = map[interest]uint32{
+	readable:  unix.EPOLLIN,
+	writable:  unix.EPOLLOUT,
+	readWrite: unix.EPOLLIN | unix.EPOLLOUT,
+}
+
+// watch tells epoll to watch c for want: EPOLLOUT (writable), EPOLLIN
+// (readable), or both, with EPOLLET under -edge. The first time is
+// epoll_ctl ADD; after that MOD changes the interest in place.
 //
 // The loop never reads which events came (EPOLLERR, EPOLLHUP): a socket with
 // an error or a hang-up is reported ready for what it waits for too, and the
 // call the loop makes next, getsockopt SO_ERROR, write or read, returns the
 // error or the end of file itself.
 func (w *watcher) watch(c *conn, want interest) error {
-	events := uint32(unix.EPOLLIN)
-	if want == writable {
-		events = unix.EPOLLOUT
-	}
+	events := epollEvents[want]
 	if edgeTriggered {
 		events |= unix.EPOLLET
 	}
@@ -78,15 +83,6 @@ func (w *watcher) watch(c *conn, want interest) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
-}
-
-// forget takes c out of the epoll set with epoll_ctl DEL. close would drop
-// it from the set too, but only once no other descriptor refers to the same
-// socket (after a dup or a fork): the set is keyed by the socket and the
-// descriptor number together, and DEL says it plainly.
-func (w *watcher) forget(c *conn) {
-	err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, c.fileno(), nil)
-	c.r.record("epoll_ctl DEL", 0, err)
 }
 
 // wait sleeps in epoll_wait(2), at most timeout milliseconds (0: not at all),

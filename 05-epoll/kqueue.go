@@ -1,13 +1,12 @@
 //go:build darwin || freebsd
 
 // kqueue.go is the watched set of stage 05 on macOS and FreeBSD: kqueue(2),
-// with the same five functions as epoll.go on Linux (read that first), so
+// with the same four functions as epoll.go on Linux (read that first), so
 // that main.go's loop is the same on all three:
 //
 //	newWatcher   make the set: kqueue(2), and close-on-exec with fcntl(2)
 //	close        give it back: close(2)
-//	watch        watch a socket for one interest, or switch it: kevent(2) EV_ADD (EV_DELETE of the old filter first)
-//	forget       stop watching a socket: kevent(2) EV_DELETE
+//	watch        watch a socket, or switch what for: kevent(2) EV_ADD (EV_DELETE of the old filter first)
 //	wait         sleep until some are ready, and name them: kevent(2) with no changes
 //
 // kqueue is a kernel queue of events, and one call, kevent, both submits
@@ -64,30 +63,44 @@ func (w *watcher) close(rn *run) {
 	rn.record("close", 0, err)
 }
 
-// filters are the kqueue filters for each interest.
-var filters = map[interest]int{readable: unix.EVFILT_READ, writable: unix.EVFILT_WRITE}
+// filters are the kqueue filters for each interest: one (descriptor,
+// filter) pair each, two for both.
+var filters = map[interest][]int{
+	readable:  {unix.EVFILT_READ},
+	writable:  {unix.EVFILT_WRITE},
+	readWrite: {unix.EVFILT_READ, unix.EVFILT_WRITE},
+}
 
-// watch tells kqueue to watch c for want: EVFILT_WRITE (writable) or
-// EVFILT_READ (readable), with EV_CLEAR under -edge. kqueue watches
+// watch tells kqueue to watch c for want: EVFILT_WRITE (writable),
+// EVFILT_READ (readable) or both, with EV_CLEAR under -edge. kqueue watches
 // (descriptor, filter) pairs, not a descriptor with a mask, so it has no
 // MOD: a switch is an EV_DELETE of the old filter and an EV_ADD of the new,
 // both in one kevent call ("kevent EV_DELETE+EV_ADD" in the report).
+// Edge-triggered, both filters are added in one call, once.
 //
 // The call passes no event list, so kevent returns at once, and a change
 // that fails comes back as the call's own error (with room in an event list
 // it would come as an event with EV_ERROR): an error of this request alone.
+//
+// Nothing deletes the filters at the end: closing the descriptor removes
+// every kevent that refers to it, at once, even when a dup or a fork keeps
+// the socket open (a kevent belongs to the descriptor, not to the socket).
 func (w *watcher) watch(c *conn, want interest) error {
 	add := unix.EV_ADD
 	if edgeTriggered {
 		add |= unix.EV_CLEAR
 	}
-	changes := make([]unix.Kevent_t, 0, 2)
+	changes := make([]unix.Kevent_t, 0, 3)
 	name := "kevent EV_ADD"
 	if c.watching != notWatched { // watched for the other filter: delete that one first
-		changes = append(changes, change(c.fileno(), filters[c.watching], unix.EV_DELETE))
+		for _, filter := range filters[c.watching] {
+			changes = append(changes, change(c.fileno(), filter, unix.EV_DELETE))
+		}
 		name = "kevent EV_DELETE+EV_ADD"
 	}
-	changes = append(changes, change(c.fileno(), filters[want], add))
+	for _, filter := range filters[want] {
+		changes = append(changes, change(c.fileno(), filter, add))
+	}
 	_, err := unix.Kevent(w.kq, changes, nil, nil)
 	c.r.record(name, 0, err)
 	if err != nil {
@@ -101,18 +114,6 @@ func change(fd, filter, flags int) unix.Kevent_t {
 	var ev unix.Kevent_t
 	unix.SetKevent(&ev, fd, filter, flags)
 	return ev
-}
-
-// forget takes c out of the kqueue with EV_DELETE, before its socket is
-// closed. Here close alone would do: a kevent belongs to the descriptor, not
-// to the socket behind it, so closing the descriptor removes it at once,
-// even when a dup or a fork keeps the socket open. The delete costs one
-// system call per request and changes nothing; the stage keeps it to mirror
-// epoll's DEL, so that the trace shows where watching ends. (The Go runtime
-// leaves it to close.)
-func (w *watcher) forget(c *conn) {
-	_, err := unix.Kevent(w.kq, []unix.Kevent_t{change(c.fileno(), filters[c.watching], unix.EV_DELETE)}, nil, nil)
-	c.r.record("kevent EV_DELETE", 0, err)
 }
 
 // wait sleeps in kevent(2), with no changes to submit, at most timeout
@@ -136,7 +137,7 @@ func (w *watcher) wait(rn *run, timeout int) ([]int, error) {
 		return nil, fmt.Errorf("kevent: %w", err)
 	}
 	// Every event is a ready socket: this call submits no changes, so none is
-	// a failed change's EV_ERROR (watch and forget get those as errors).
+	// a failed change's EV_ERROR (watch gets those as errors).
 	w.ready = w.ready[:0]
 	for _, event := range w.events[:n] {
 		w.ready = append(w.ready, int(event.Ident))

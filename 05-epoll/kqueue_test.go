@@ -13,23 +13,35 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestEachSocketIsAddedSwitchedAndDeletedOnce(t *testing.T) {
-	srv := startServer(t)
-	rn := newTestRun(t, srv, 50*time.Millisecond, "", "", "", "", "")
-	rn.fetch()
-	sameResponses(t, srv, rn)
-	got := map[string]int{}
-	for _, call := range []string{"kqueue", "kevent EV_ADD", "kevent EV_DELETE+EV_ADD", "kevent EV_DELETE"} {
-		got[call] = rn.counts()[call]
-	}
-	want := map[string]int{"kqueue": 1, "kevent EV_ADD": 5, "kevent EV_DELETE+EV_ADD": 5, "kevent EV_DELETE": 5}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("kqueue calls (-want +got):\n%s", diff)
-	}
-	// Each socket becomes ready a few times (connected, data, end of file):
-	// the waits are counted in events, not in milliseconds of waiting.
-	if waits := rn.counts()["kevent"]; waits > 4*5+2 {
-		t.Errorf("%d kevent waits for 5 requests: a socket is reported ready with nothing to do", waits)
+func TestEachSocketIsAddedOnceAndSwitchedOnlyLevelTriggered(t *testing.T) {
+	defer func(saved bool) { edgeTriggered = saved }(edgeTriggered)
+	for _, mode := range []struct {
+		name       string
+		edge       bool
+		wantSwitch int
+	}{
+		{"level-triggered", false, 5}, // from EVFILT_WRITE to EVFILT_READ, once per socket
+		{"edge-triggered", true, 0},   // both filters from the start
+	} {
+		edgeTriggered = mode.edge
+		srv := startServer(t)
+		rn := newTestRun(t, srv, 50*time.Millisecond, "", "", "", "", "")
+		rn.fetch()
+		sameResponses(t, srv, rn)
+		got := map[string]int{}
+		for _, call := range []string{"kqueue", "kevent EV_ADD", "kevent EV_DELETE+EV_ADD", "kevent EV_DELETE"} {
+			got[call] = rn.counts()[call]
+		}
+		// close takes the sockets out of the kqueue (no EV_DELETE at the end).
+		want := map[string]int{"kqueue": 1, "kevent EV_ADD": 5, "kevent EV_DELETE+EV_ADD": mode.wantSwitch, "kevent EV_DELETE": 0}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: kqueue calls (-want +got):\n%s", mode.name, diff)
+		}
+		// Each socket becomes ready a few times (connected, data, end of file):
+		// the waits are counted in events, not in milliseconds of waiting.
+		if waits := rn.counts()["kevent"]; waits > 4*5+2 {
+			t.Errorf("%s: %d kevent waits for 5 requests: a socket is reported ready with nothing to do", mode.name, waits)
+		}
 	}
 }
 

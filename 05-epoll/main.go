@@ -208,7 +208,10 @@ func (l *eventLoop) turn(timeout int) {
 	// Only the ready ones: nothing to scan. Unlike select, nothing was rebuilt
 	// either: the kernel already has the set, and said which are ready.
 	for _, fd := range ready {
-		c := l.pending[fd]
+		c, ok := l.pending[fd]
+		if !ok { // no longer a request of this loop (see forget)
+			continue
+		}
 		done, err := c.step(l.buf)
 		if err == nil && !done {
 			err = l.watch(c) // it may wait for something else now
@@ -227,15 +230,29 @@ const (
 	notWatched interest = iota
 	readable            // EPOLLIN, EVFILT_READ
 	writable            // EPOLLOUT, EVFILT_WRITE
+	readWrite           // both (edge-triggered only)
 )
 
-// watch tells the kernel what the socket waits for: writability until it has
-// connected and sent its request, readability after that, and only when that
-// changes. A socket left watched for writability after its request is sent
-// would be reported writable at every wait, for nothing.
+// watch tells the kernel what the socket waits for, and only when that
+// changes (the first time, it adds the socket to the set).
+//
+// Level-triggered, that is writability until the socket has connected and
+// sent its request, then readability: a socket left watched for writability
+// would be reported writable at every wait, for nothing, so each request
+// switches once (epoll_ctl MOD).
+//
+// Edge-triggered, it is both from the start, and never changes: an edge is
+// reported only when the socket's state changes (connected, bytes arrived,
+// end of file), not at every wait while it stays writable. So the socket is
+// added once and never switched, which is how Go's runtime registers every
+// socket (netpollopen, EPOLLIN|EPOLLOUT|EPOLLET): one system call per
+// request fewer.
 func (l *eventLoop) watch(c *conn) error {
 	want := readable
-	if c.wantsToWrite() {
+	switch {
+	case edgeTriggered:
+		want = readWrite
+	case c.wantsToWrite():
 		want = writable
 	}
 	if want == c.watching {
@@ -248,10 +265,16 @@ func (l *eventLoop) watch(c *conn) error {
 	return nil
 }
 
-// forget takes a finished request out of the watched set, before its socket
-// is closed, and out of the loop.
+// forget takes a finished request out of the loop, before its socket is
+// closed. It asks nothing of the kernel: close(2) takes the socket out of
+// the watched set itself (epoll, kqueue), which saves one system call per
+// request (epoll_ctl DEL, kevent EV_DELETE), as Go's runtime does on
+// kqueue. A DEL is needed to stop watching a socket that stays open; and,
+// with epoll, when another descriptor refers to the same socket (after a
+// dup, or in a child between fork and exec), because epoll then keeps
+// watching it until the last one is closed. This program does neither; the
+// check in turn skips any report of a descriptor no longer in pending.
 func (l *eventLoop) forget(c *conn) {
-	l.watched.forget(c)
 	delete(l.pending, c.fileno())
 }
 
@@ -295,28 +318,12 @@ func (c *conn) timedOut() error {
 
 // start makes a nonblocking socket and starts connecting it.
 func start(r *request) (*conn, error) {
-	// socket(2) makes a TCP endpoint and returns its descriptor, a small
-	// integer that names it in every later call. (Python: socket.socket())
-	// Its family is the server address's: AF_INET for IPv4, AF_INET6 for IPv6.
-	fd, err := unix.Socket(r.family, unix.SOCK_STREAM, 0)
-	r.record("socket", fd, err)
+	// newSocket (socket_flags.go on Linux) makes a TCP endpoint that is
+	// nonblocking from the start: a call that would sleep fails with EAGAIN
+	// instead. (Python: socket.socket(), then setblocking(False).)
+	fd, err := newSocket(r)
 	if err != nil {
-		return nil, fmt.Errorf("socket: %w", err)
-	}
-
-	// fcntl(2) sets O_NONBLOCK on the descriptor (Python: setblocking(False)):
-	// from now on, a call that would sleep fails with EAGAIN instead. It takes
-	// two calls, as in Python: read the file status flags (F_GETFL), then
-	// write them back with O_NONBLOCK added (F_SETFL).
-	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-	r.record("fcntl", flags, err)
-	if err == nil {
-		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_NONBLOCK)
-		r.record("fcntl", 0, err)
-	}
-	if err != nil {
-		closeSocket(r, fd)
-		return nil, fmt.Errorf("fcntl O_NONBLOCK: %w", err)
+		return nil, err
 	}
 
 	// connect(2) sends the SYN and returns at once: EINPROGRESS means the

@@ -23,5 +23,4 @@ func newWatcher(*run) (*watcher, error) {
 
 func (*watcher) close(*run)                    {}
 func (*watcher) watch(*conn, interest) error   { return nil }
-func (*watcher) forget(*conn)                  {}
 func (*watcher) wait(*run, int) ([]int, error) { return nil, nil }
