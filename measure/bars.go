@@ -60,8 +60,8 @@ func drawComparison(c comparison) []byte {
 		y = drawWorkload(&cv, w, y, scales)
 	}
 	if hasProcesses(c) {
-		cv.text("note", "start", margin, y+6, "CPU time of 06's process per request includes its children's; peak RSS is the parent's alone")
-		cv.text("note", "start", margin, y+21, "(the children's own, about 1 GB in all at 1,100 requests, is not in it: see 06-goroutines-compare's README).")
+		cv.text("note", "start", margin, y+6, "CPU time of 06's process per request includes its children's; peak RSS is the largest one process's, not their sum")
+		cv.text("note", "start", margin, y+21, "(the children's together, about 1 GB at 1,100 requests, are not in it: see 06-goroutines-compare's README).")
 		y += 30
 	}
 	return cv.svg(title, y+4)

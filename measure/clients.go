@@ -21,9 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
-	"syscall"
 	"time"
 
 	"blocking-to-epoll/internal/testserver"
@@ -117,36 +115,28 @@ func noTool(c *client) func(workload, int) string {
 // and makes a summary of what it did: its own figures, its rusage, and the
 // peak in flight the server saw under the run's tag.
 func runClient(ctx context.Context, c *client, bin, addr string, w workload) (*summary, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(w.N)*w.Delay+time.Minute+10*time.Second)
-	defer cancel()
+	timeout := time.Duration(w.N)*w.Delay + time.Minute + 10*time.Second
 	tag := newTag()
 	argv, stdin := c.command(bin, addr, tag, w)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(stdin), &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	wall := time.Since(start)
+	l, err := launch(ctx, timeout, argv, stdin)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", argv[0], err)
+	}
 	// A client that printed what it did is read whatever its exit status
 	// (curl's is that of its last failed transfer, nethttp's and the
 	// script's 1 when some failed); one that printed nothing usable failed.
-	s, readErr := c.read(stdout.Bytes(), w)
+	s, readErr := c.read(l.stdout, w)
 	if readErr != nil {
-		if err == nil {
-			err = readErr
+		why := l.Error
+		if why == "" {
+			why = readErr.Error()
 		}
-		return nil, fmt.Errorf("%s: %v %s", argv[0], err, firstLine(stderr.String()))
+		return nil, fmt.Errorf("%s: %s %s", argv[0], why, firstLine(string(l.stderr)))
 	}
 	if s.WallMS == 0 { // a tool that does not time itself: the process's life
-		s.WallMS = float64(wall.Microseconds()) / 1000
+		s.WallMS = milliseconds(l.Wall)
 	}
-	if usage, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		s.CPUMS = float64(time.Duration(usage.Utime.Nano()+usage.Stime.Nano()).Microseconds()) / 1000
-		s.MaxRSSKB = int64(usage.Maxrss)
-		if runtime.GOOS == "darwin" {
-			s.MaxRSSKB /= 1024 // bytes there, kilobytes on Linux and FreeBSD
-		}
-	}
+	s.CPUMS, s.MaxRSSKB = milliseconds(l.CPU), l.MaxRSSKB
 	s.AchievedConcurrency = overlap(s)
 	if stats, err := testserver.FetchStats(addr, tag, time.Now().Add(10*time.Second)); err == nil {
 		s.PeakInFlight = &stats.PeakInFlight

@@ -193,19 +193,21 @@ func TestMedians(t *testing.T) {
 	}
 }
 
-// TestTableColumns: drops and retransmits show, or n/a where unknown; a
-// client that counts no calls shows "-", and one that does not time each
-// request "?" for overlap.
+// TestTableColumns: the server's CPU time, drops and retransmits show, or
+// n/a where unknown; a client that counts no calls shows "-", and one that
+// does not time each request "?" for overlap.
 func TestTableColumns(t *testing.T) {
 	var out bytes.Buffer
-	peak := 300
-	writeRow(&out, row{Model: "stage", Summary: &summary{Requests: 2, OK: 2, WallMS: 1000, Syscalls: map[string]int{"read": 5}, AchievedConcurrency: 2}, Kernel: &kernelCounts{ListenDrops: 17, SynRetrans: 23}})
+	peak, serverCPU := 300, 1234.0
+	writeRow(&out, row{Model: "stage", Summary: &summary{Requests: 2, OK: 2, WallMS: 1000, Syscalls: map[string]int{"read": 5}, AchievedConcurrency: 2, ServerCPUMS: &serverCPU}, Kernel: &kernelCounts{ListenDrops: 17, SynRetrans: 23}})
 	writeRow(&out, row{Model: "tool", Summary: &summary{Requests: 2, OK: 2, WallMS: 1000, PeakInFlight: &peak}})
 	lines := strings.Split(out.String(), "\n")
-	if f := strings.Fields(lines[0]); len(f) < 13 || f[6] != "5" || f[11] != "17" || f[12] != "23" {
+	// model, wall, cpu, cpu%, srv cpu, peak RSS (two fields), calls, wasted,
+	// overlap, at once, ok/failed, drops, SYN rtx
+	if f := strings.Fields(lines[0]); len(f) < 14 || f[4] != "1.23s" || f[7] != "5" || f[12] != "17" || f[13] != "23" {
 		t.Errorf("a stage's row: %q", lines[0])
 	}
-	if f := strings.Fields(lines[1]); len(f) < 13 || f[6] != "-" || f[7] != "-" || f[8] != "?" || f[9] != "300" || f[12] != "n/a" {
+	if f := strings.Fields(lines[1]); len(f) < 14 || f[4] != "n/a" || f[7] != "-" || f[8] != "-" || f[9] != "?" || f[10] != "300" || f[13] != "n/a" {
 		t.Errorf("a tool's row: %q", lines[1])
 	}
 }

@@ -283,20 +283,20 @@ func measureComparison(ctx context.Context, o options, log io.Writer) (compariso
 		return comparison{}, err
 	}
 	defer done()
-	addr, stop, err := startServer(ctx, filepath.Join(bin, "testserver"))
+	srv, stop, err := startServer(ctx, filepath.Join(bin, "testserver"))
 	if err != nil {
 		return comparison{}, err
 	}
 	defer stop()
-	return runComparison(ctx, bin, addr, o.workloads, o.runs, log), nil
+	return runComparison(ctx, bin, srv, o.workloads, o.runs, log), nil
 }
 
 // runComparison runs every workload, one after another, against the test
-// server at addr, with the programs in bin, each row runs times.
-func runComparison(ctx context.Context, bin, addr string, chosen []workload, runs int, log io.Writer) comparison {
-	c := comparison{Machine: describeMachine(), Server: addr, Runs: max(runs, 1)}
+// server srv, with the programs in bin, each row runs times.
+func runComparison(ctx context.Context, bin string, srv server, chosen []workload, runs int, log io.Writer) comparison {
+	c := comparison{Machine: describeMachine(), Server: srv.addr, Runs: max(runs, 1)}
 	for _, w := range chosen {
-		c.Workloads = append(c.Workloads, workloadRun{w, runWorkload(ctx, bin, addr, w, c.Machine.MaxFDs, c.Runs, log)})
+		c.Workloads = append(c.Workloads, workloadRun{w, runWorkload(ctx, bin, srv, w, c.Machine.MaxFDs, c.Runs, log)})
 	}
 	return c
 }
@@ -334,7 +334,7 @@ func namesOf(ws []workload) string {
 // of the machine falls on several rows' one run rather than on one row's
 // every run. A program that failed gets a row that says why, and the others
 // still run.
-func runWorkload(ctx context.Context, bin, addr string, w workload, maxFDs, runs int, log io.Writer) []row {
+func runWorkload(ctx context.Context, bin string, srv server, w workload, maxFDs, runs int, log io.Writer) []row {
 	rows := make([]row, len(candidates))
 	for i, m := range candidates {
 		rows[i] = row{Model: m.Name, Stage: m.Stage, Args: m.Args}
@@ -353,7 +353,7 @@ func runWorkload(ctx context.Context, bin, addr string, w workload, maxFDs, runs
 		}
 		for i, m := range candidates {
 			if rows[i].Skipped == "" {
-				rows[i].Runs = append(rows[i].Runs, runOnce(ctx, m, bin, addr, w))
+				rows[i].Runs = append(rows[i].Runs, runOnce(ctx, m, bin, srv, w))
 			}
 		}
 	}
@@ -370,18 +370,23 @@ func runWorkload(ctx context.Context, bin, addr string, w workload, maxFDs, runs
 	return rows
 }
 
-// runOnce runs one row once, and reads the kernel's TCP counters before
-// and after it.
-func runOnce(ctx context.Context, m candidate, bin, addr string, w workload) runRecord {
+// runOnce runs one row once, and reads the kernel's TCP counters and the
+// test server's CPU time before and after it.
+func runOnce(ctx context.Context, m candidate, bin string, srv server, w workload) runRecord {
 	// Long enough for one request after another (stage 01), and a minute more.
 	deadline := time.Duration(w.N)*w.Delay + time.Minute
 	before := readKernelCounts()
+	serverBefore, known := processCPU(srv.pid)
 	var s *summary
 	var err error
 	if m.client != nil {
-		s, err = runClient(ctx, m.client, bin, addr, w)
+		s, err = runClient(ctx, m.client, bin, srv.addr, w)
 	} else {
-		s, err = runStage(ctx, filepath.Join(bin, m.Stage), addr, w, append([]string{"-deadline", deadline.String()}, m.Args...)...)
+		s, err = runStage(ctx, filepath.Join(bin, m.Stage), srv.addr, w, append([]string{"-deadline", deadline.String()}, m.Args...)...)
+	}
+	if serverAfter, ok := processCPU(srv.pid); s != nil && known && ok {
+		used := milliseconds(serverAfter - serverBefore)
+		s.ServerCPUMS = &used
 	}
 	r := runRecord{Summary: s, Kernel: readKernelCounts().since(before)}
 	s.trim() // keep measure small: see trim
@@ -429,7 +434,8 @@ func writeComparison(w io.Writer, c comparison) error {
 		writeTable(w, wr, c.Runs)
 	}
 	fmt.Fprint(w, "\ncalls: what the program counts (06's goroutines count calls into net, not system calls; \"-\": not counted); wasted: EAGAIN, EALREADY and empty waits;\n"+
-		"overlap: time in requests / wall; at once: peak in flight at the server; cpu and RSS: the client process alone (06 processes: children's CPU included);\n"+
+		"overlap: time in requests / wall; at once: peak in flight at the server; cpu and RSS: the client process alone, its whole life (06 processes: its children's included);\n"+
+		"srv cpu: the test server's CPU time during the run, user and system (the client and the server share the machine's cores);\n"+
 		"drops: SYNs the kernel dropped at a full listen queue (ListenDrops), SYN rtx: SYNs sent again (TCPSynRetrans), both for the whole machine during the run.\n")
 	var notes []string
 	for _, m := range candidates {
@@ -457,8 +463,8 @@ func writeMachine(w io.Writer, c comparison) {
 
 // tableHeader is the line of column names, the same in every table; the
 // docs' test checks the generated tables against it.
-var tableHeader = fmt.Sprintf("  %-30s %8s %8s %5s %9s %9s %9s %8s %8s %11s %6s %7s  %s",
-	"model", "wall", "cpu", "cpu%", "peak RSS", "calls", "wasted", "overlap", "at once", "ok/failed", "drops", "SYN rtx", "largest -n")
+var tableHeader = fmt.Sprintf("  %-30s %8s %8s %5s %8s %9s %9s %9s %8s %8s %11s %6s %7s  %s",
+	"model", "wall", "cpu", "cpu%", "srv cpu", "peak RSS", "calls", "wasted", "overlap", "at once", "ok/failed", "drops", "SYN rtx", "largest -n")
 
 // writeTable prints one workload's table.
 func writeTable(w io.Writer, wr workloadRun, runs int) {
@@ -508,7 +514,11 @@ func writeRow(w io.Writer, r row) {
 	if s.WallMS > 0 {
 		cpuShare = 100 * s.CPUMS / s.WallMS
 	}
-	fmt.Fprintf(w, "  %-30s %7.2fs %7.2fs %4.0f%% %6.1f MB %9s %9s %8s %8s %11s %6s %7s  %s\n",
-		r.Model, s.WallMS/1000, s.CPUMS/1000, cpuShare, float64(s.MaxRSSKB)/1024, calls, wasted,
+	serverCPU := "n/a"
+	if s.ServerCPUMS != nil {
+		serverCPU = fmt.Sprintf("%.2fs", *s.ServerCPUMS/1000)
+	}
+	fmt.Fprintf(w, "  %-30s %7.2fs %7.2fs %4.0f%% %8s %6.1f MB %9s %9s %8s %8s %11s %6s %7s  %s\n",
+		r.Model, s.WallMS/1000, s.CPUMS/1000, cpuShare, serverCPU, float64(s.MaxRSSKB)/1024, calls, wasted,
 		overlap, atOnce, fmt.Sprintf("%d/%d", s.OK, s.Failed), drops, retrans, r.LargestN)
 }

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,7 +61,7 @@ func TestComparisonShowsFailures(t *testing.T) {
 	crash := `echo 'panic: something broke' >&2; exit 2`
 	dir := fakePrograms(t, partly, "03-select-multiplex", crash)
 
-	rows := runWorkload(context.Background(), dir, "127.0.0.1:1", workload{Name: "test", N: 10}, 1000, 1, io.Discard)
+	rows := runWorkload(context.Background(), dir, server{addr: "127.0.0.1:1"}, workload{Name: "test", N: 10}, 1000, 1, io.Discard)
 	var out bytes.Buffer
 	if err := writeComparison(&out, comparison{Workloads: []workloadRun{{workload{Name: "test", N: 10}, rows}}}); err != nil {
 		t.Fatal(err)
@@ -87,7 +88,7 @@ func TestComparisonShowsFailures(t *testing.T) {
 func TestEachRowRunsItsFlags(t *testing.T) {
 	script := `echo '{"stage":"x","requests":3,"ok":3,"failed":0,"results":[],"server":"'"$*"'"}'`
 	dir := fakePrograms(t, script, "", "")
-	rows := runWorkload(context.Background(), dir, "127.0.0.1:1", workload{Name: "test", N: 3, Delay: 20 * time.Millisecond}, 1000, 1, io.Discard)
+	rows := runWorkload(context.Background(), dir, server{addr: "127.0.0.1:1"}, workload{Name: "test", N: 3, Delay: 20 * time.Millisecond}, 1000, 1, io.Discard)
 	got := map[string]string{}
 	for _, r := range rows {
 		if r.Summary != nil {
@@ -262,16 +263,21 @@ func TestStartServer(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", program, "../internal/testserver/cmd/testserver").CombinedOutput(); err != nil {
 		t.Fatalf("building the test server: %v\n%s", err, out)
 	}
-	addr, stop, err := startServer(context.Background(), program)
+	srv, stop, err := startServer(context.Background(), program)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stop()
-	resp, err := http.Get("http://" + addr + "/")
+	resp, err := http.Get("http://" + srv.addr + "/")
 	if err != nil {
-		t.Fatalf("the test server at %s does not answer: %v", addr, err)
+		t.Fatalf("the test server at %s does not answer: %v", srv.addr, err)
 	}
 	resp.Body.Close()
+	if runtime.GOOS == "linux" {
+		if _, ok := processCPU(srv.pid); !ok {
+			t.Errorf("the CPU time of the test server (pid %d) cannot be read", srv.pid)
+		}
+	}
 }
 
 // TestServerThatCannotStart: a test server program that exits at once is

@@ -19,7 +19,10 @@
 // other models, and the clients a reader would use instead (Go's net/http,
 // Python's asyncio, ab and curl when installed: clients.go), on the same
 // workloads, one table per workload (compare.go). Each row's CPU and memory
-// are the client's alone, since the server runs in a process of its own.
+// are the client's alone, over its whole life, since the server runs in a
+// process of its own; a small process of measure's starts every program, so
+// that none inherits measure's memory (spawner.go). The server's CPU time
+// during each run is a column too.
 // Around each run it reads the kernel's TCP counters (netstat.go), to show
 // the SYNs dropped when a burst of connects passes the listen backlog. With
 // -runs N it runs every row N times, interleaved, and prints the medians
@@ -83,10 +86,20 @@ var picturesOnly = []string{"only", "out", "save-comparison"}
 var tablesOnly = []string{"runs", "write", "clients"}
 
 func main() {
+	if os.Getenv(spawnerEnv) == "1" { // started by measure to start the programs (spawner.go)
+		os.Exit(spawnerMain(os.Stdin, os.Stdout))
+	}
 	// Ctrl-C ends the programs being measured and the test server too: they
 	// all run under this context.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	spawner, err := startSpawner()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "measure:", err)
+		os.Exit(1)
+	}
+	theSpawner = spawner
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	spawner.stop()
 	stop()
 	os.Exit(code)
 }

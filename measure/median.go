@@ -75,6 +75,12 @@ func medianSummary(runs []*summary) *summary {
 	} else {
 		m.PeakInFlight = nil // unknown in some run: unknown
 	}
+	if !slices.ContainsFunc(runs, func(s *summary) bool { return s.ServerCPUMS == nil }) {
+		used := figure(func(s *summary) float64 { return *s.ServerCPUMS })
+		m.ServerCPUMS = &used
+	} else {
+		m.ServerCPUMS = nil
+	}
 	return &m
 }
 

@@ -6,14 +6,16 @@ package main
 // happens when a burst of connects passes the server's listen backlog: the
 // kernel drops the SYNs it has no room for (ListenOverflows, ListenDrops),
 // and the client resends them after its initial retransmission timeout, a
-// second on Linux (TCPSynRetrans). Linux only: elsewhere the columns say
-// n/a.
+// second on Linux (TCPSynRetrans). It also reads the test server's CPU
+// time (processCPU), the other half of what a run costs the machine. Linux
+// only: elsewhere the columns say n/a.
 
 import (
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // kernelCounts are the counters of /proc/net/netstat that tell the story,
@@ -79,4 +81,39 @@ func (c *kernelCounts) since(before *kernelCounts) *kernelCounts {
 		return nil
 	}
 	return &kernelCounts{c.ListenOverflows - before.ListenOverflows, c.ListenDrops - before.ListenDrops, c.SynRetrans - before.SynRetrans}
+}
+
+// clockTicks is the unit of the CPU times in /proc/PID/stat: USER_HZ, 100
+// per second on every Linux that Go runs on.
+const clockTicks = 100
+
+// processCPU is the CPU time, user and system, that process pid (all its
+// threads) has used so far, from /proc/PID/stat; false when it cannot be
+// read (not Linux, pid 0, or the process is gone).
+func processCPU(pid int) (time.Duration, bool) {
+	if pid <= 0 {
+		return 0, false
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// "pid (comm) state ppid …": the name may hold spaces and parentheses,
+	// so the fields are counted from the last ')'. utime and stime are
+	// fields 14 and 15 of the line, the 12th and 13th after it.
+	text := string(data)
+	end := strings.LastIndexByte(text, ')')
+	if end < 0 {
+		return 0, false
+	}
+	fields := strings.Fields(text[end+1:])
+	if len(fields) < 13 {
+		return 0, false
+	}
+	utime, errU := strconv.ParseInt(fields[11], 10, 64)
+	stime, errS := strconv.ParseInt(fields[12], 10, 64)
+	if errU != nil || errS != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks, true
 }

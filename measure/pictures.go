@@ -35,25 +35,25 @@ func drawPictures(ctx context.Context, o options, log io.Writer) error {
 	// The timelines and a comparison run now need the programs and one test
 	// server, which they share; a comparison read from a file and the curve
 	// (a benchmark) need neither.
-	bin, addr := "", ""
+	bin, srv := "", server{}
 	if want["timelines"] || (want["comparison"] && o.comparison == "") {
 		var done, stop func()
 		if bin, done, err = programs(ctx, o.bin, log); err != nil {
 			return err
 		}
 		defer done()
-		if addr, stop, err = startServer(ctx, filepath.Join(bin, "testserver")); err != nil {
+		if srv, stop, err = startServer(ctx, filepath.Join(bin, "testserver")); err != nil {
 			return err
 		}
 		defer stop()
 	}
 	if want["timelines"] {
-		if err := makeTimelines(ctx, bin, addr, o.out, log); err != nil {
+		if err := makeTimelines(ctx, bin, srv.addr, o.out, log); err != nil {
 			return err
 		}
 	}
 	if want["comparison"] {
-		if err := makeComparison(ctx, bin, addr, o, log); err != nil {
+		if err := makeComparison(ctx, bin, srv, o, log); err != nil {
 			return err
 		}
 	}
@@ -102,7 +102,7 @@ func makeTimelines(ctx context.Context, bin, addr, out string, log io.Writer) er
 
 // makeComparison runs the comparison (or reads -comparison) and draws
 // comparison.svg.
-func makeComparison(ctx context.Context, bin, addr string, o options, log io.Writer) error {
+func makeComparison(ctx context.Context, bin string, srv server, o options, log io.Writer) error {
 	var c comparison
 	if o.comparison != "" {
 		var err error
@@ -111,7 +111,7 @@ func makeComparison(ctx context.Context, bin, addr string, o options, log io.Wri
 		}
 	} else {
 		step := progress(log, "comparison: every stage and model, -workloads "+namesOf(o.workloads))
-		c = runComparison(ctx, bin, addr, o.workloads, 1, log)
+		c = runComparison(ctx, bin, srv, o.workloads, 1, log)
 		step()
 	}
 	if o.saveComparison != "" {

@@ -99,10 +99,16 @@ func buildPrograms(ctx context.Context, root string) (string, error) {
 // listening finds the address in the line the test server prints first.
 var listening = regexp.MustCompile(`listening on http://(\S+)`)
 
+// server is the test server's process, as startServer started it.
+type server struct {
+	addr string // where it listens
+	pid  int    // its process, whose CPU time each row reads (0: not known)
+}
+
 // startServer starts the test server program on port 0 of loopback, so the
 // kernel picks a free port, and reads the address it got from the line it
 // prints. stop ends it (it closes its connections first) and waits for it.
-func startServer(ctx context.Context, program string) (addr string, stop func(), err error) {
+func startServer(ctx context.Context, program string) (srv server, stop func(), err error) {
 	cmd := exec.CommandContext(ctx, program, "-addr", "127.0.0.1:0")
 	// Its output goes through a pipe read here to the end, so that the
 	// server never blocks on a full pipe. The pipe is closed when the server
@@ -111,7 +117,7 @@ func startServer(ctx context.Context, program string) (addr string, stop func(),
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = out, &stderr
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("starting the test server: %w", err)
+		return server{}, nil, fmt.Errorf("starting the test server: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() {
@@ -133,39 +139,44 @@ func startServer(ctx context.Context, program string) (addr string, stop func(),
 	select {
 	case line := <-first:
 		if m := listening.FindStringSubmatch(line); m != nil {
-			return m[1], stop, nil
+			return server{addr: m[1], pid: cmd.Process.Pid}, stop, nil
 		}
 		stop()
-		return "", nil, fmt.Errorf("the test server did not say where it listens: %q %s", line, firstLine(stderr.String()))
+		return server{}, nil, fmt.Errorf("the test server did not say where it listens: %q %s", line, firstLine(stderr.String()))
 	case <-time.After(10 * time.Second):
 		stop()
-		return "", nil, errors.New("the test server did not start within 10 s")
+		return server{}, nil, errors.New("the test server did not start within 10 s")
 	}
 }
 
 // runStage runs one stage's program against addr on workload w with -json,
-// plus extra flags, and returns its summary. Exit code 1 means some requests
-// failed, and the summary says which; anything else is an error, which
-// names the program and its first line on stderr (a panic's, say).
+// plus extra flags, and returns its summary, with the CPU time and peak
+// memory of the program's whole life (launch). Exit code 1 means some
+// requests failed, and the summary says which; anything else is an error,
+// which names the program and its first line on stderr (a panic's, say).
 func runStage(ctx context.Context, program, addr string, w workload, extra ...string) (*summary, error) {
 	// Long enough for one request after another (stage 01), and a minute
 	// more: this only stops a program that hangs.
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(w.N)*w.Delay+time.Minute+10*time.Second)
-	defer cancel()
-	args := append([]string{"-addr", addr, "-n", strconv.Itoa(w.N), "-delay", w.Delay.String(), "-json"}, extra...)
-	cmd := exec.CommandContext(ctx, program, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
-		return nil, fmt.Errorf("%s: %v %s", filepath.Base(program), err, firstLine(stderr.String()))
+	timeout := time.Duration(w.N)*w.Delay + time.Minute + 10*time.Second
+	args := append([]string{program, "-addr", addr, "-n", strconv.Itoa(w.N), "-delay", w.Delay.String(), "-json"}, extra...)
+	l, err := launch(ctx, timeout, args, nil)
+	if err == nil && l.Error != "" {
+		err = errors.New(l.Error)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v %s", filepath.Base(program), err, firstLine(string(l.stderr)))
 	}
 	var s summary
-	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
-		return nil, fmt.Errorf("%s printed no JSON summary: %v %s", filepath.Base(program), err, firstLine(stderr.String()))
+	if err := json.Unmarshal(l.stdout, &s); err != nil {
+		return nil, fmt.Errorf("%s printed no JSON summary: %v %s", filepath.Base(program), err, firstLine(string(l.stderr)))
 	}
+	s.CPUMS, s.MaxRSSKB = milliseconds(l.CPU), l.MaxRSSKB
 	return &s, nil
+}
+
+// milliseconds is d in the summaries' unit.
+func milliseconds(d time.Duration) float64 {
+	return float64(d.Microseconds()) / 1000
 }
 
 func firstLine(text string) string {

@@ -28,7 +28,8 @@ type summary struct {
 	Syscalls            map[string]int `json:"syscalls"`
 	Wasted              int            `json:"wasted_calls"`
 	AchievedConcurrency float64        `json:"achieved_concurrency"`
-	PeakInFlight        *int           `json:"peak_in_flight"` // null when the server does not report it
+	PeakInFlight        *int           `json:"peak_in_flight"`          // null when the server does not report it
+	ServerCPUMS         *float64       `json:"server_cpu_ms,omitempty"` // measured here: the test server's CPU time during the run
 	Results             []result       `json:"results"`
 
 	printed json.RawMessage // the JSON it was read from; nil when made here
@@ -63,13 +64,9 @@ func (s summary) MarshalJSON() ([]byte, error) {
 
 // trim lets go of what the comparison does not need once a run is over:
 // the bytes it was read from and the requests that succeeded (the failed
-// ones stay: they say where a model met its limit). Why it matters: Linux
-// copies the peak resident size of the process that starts a program into
-// that program's own (exec_mmap records the old memory's high-water mark in
-// signal->maxrss, which getrusage reports), and Go starts programs with
-// CLONE_VM, so that old memory is measure's. Every stage's peak RSS is
-// therefore at least measure's peak: measure must stay small, and not grow
-// with every run it keeps, or the later rows would inherit the growth.
+// ones stay: they say where a model met its limit), so that measure does
+// not grow with every run it keeps. (The programs measured do not inherit
+// measure's memory either way: the spawner starts them, spawner.go.)
 func (s *summary) trim() {
 	if s == nil {
 		return
