@@ -127,8 +127,9 @@ func start(r *request) (*conn, error) {
 
 	// fcntl(2) sets O_NONBLOCK on the descriptor (Python: setblocking(False)):
 	// from now on, a call that would sleep fails with EAGAIN instead. It takes
-	// two calls, as in Python: read the file status flags (F_GETFL), then
-	// write them back with O_NONBLOCK added (F_SETFL).
+	// two calls: read the file status flags (F_GETFL), then write them back
+	// with O_NONBLOCK added (F_SETFL). (CPython's setblocking makes one call
+	// instead where the system has it, as Linux does: ioctl(2) FIONBIO.)
 	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 	r.record("fcntl", flags, err)
 	if err == nil {

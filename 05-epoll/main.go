@@ -272,8 +272,13 @@ func (l *eventLoop) watch(c *conn) error {
 // kqueue. A DEL is needed to stop watching a socket that stays open; and,
 // with epoll, when another descriptor refers to the same socket (after a
 // dup, or in a child between fork and exec), because epoll then keeps
-// watching it until the last one is closed. This program does neither; the
-// check in turn skips any report of a descriptor no longer in pending.
+// watching it until the last one is closed, and reports it under the old
+// number. This program does neither. Should it happen, turn skips a report
+// of a number no longer in pending; a report under a number a new socket
+// has taken reaches that request as a wake-up with nothing to do, which its
+// next call survives (it returns EAGAIN). Go's runtime tags each
+// registration with a sequence number (fdseq, runtime/netpoll.go), so that
+// a late report for a descriptor already closed is recognised and dropped.
 func (l *eventLoop) forget(c *conn) {
 	delete(l.pending, c.fileno())
 }
