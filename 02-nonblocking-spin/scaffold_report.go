@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -39,12 +40,14 @@ type summary struct {
 	AchievedConcurrency float64        `json:"achieved_concurrency"`
 	PeakInFlight        *int           `json:"peak_in_flight"` // null when the server does not report it
 	PeakNote            string         `json:"peak_note,omitempty"`
-	Results             []result       `json:"results"`
+	// results, one per request, come last in the JSON (writeJSON).
 
-	calls []string // "read 12", …: the calls in the order they first happened
+	calls    []string   // "read 12", …: the calls in the order they first happened
+	requests []*request // each gives its result when the report is written (resultOf)
 }
 
-// result is one request in the summary.
+// result is one request in the summary: a line of the text report, an
+// element of the JSON's results.
 type result struct {
 	ID      int     `json:"id"`
 	Host    string  `json:"host"`
@@ -65,17 +68,14 @@ func (rn *run) summary() summary {
 	if rn.peak >= 0 {
 		s.PeakInFlight, s.PeakNote = &rn.peak, ""
 	}
+	s.requests = rn.requests
 	var busy time.Duration // the time spent in requests, all added up
 	for _, r := range rn.requests {
-		res := result{ID: r.id, Host: r.host, Path: r.path, StartMS: ms(r.start), EndMS: ms(r.end)}
 		if r.err != nil {
-			res.Error = r.err.Error()
 			s.Failed++
 		} else {
-			res.Status, res.Bytes = r.parse.status, len(r.parse.body)
-			s.Bytes += res.Bytes
+			s.Bytes += len(r.parse.body)
 		}
-		s.Results = append(s.Results, res)
 		busy += r.end - r.start
 	}
 	s.OK = s.Requests - s.Failed
@@ -91,15 +91,24 @@ func (rn *run) summary() summary {
 	return s
 }
 
+// resultOf is what request r ended with.
+func resultOf(r *request) result {
+	res := result{ID: r.id, Host: r.host, Path: r.path, StartMS: ms(r.start), EndMS: ms(r.end)}
+	if r.err != nil {
+		res.Error = r.err.Error()
+	} else {
+		res.Status, res.Bytes = r.parse.status, len(r.parse.body)
+	}
+	return res
+}
+
 // report prints the summary, as text or JSON, and returns the exit code: 0
 // when every request got a complete response, 1 when some failed.
 func (rn *run) report(stdout io.Writer) int {
 	s := rn.summary()
 	var err error
 	if rn.cfg.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(s)
+		err = s.writeJSON(stdout)
 	} else {
 		err = s.write(stdout)
 	}
@@ -111,6 +120,35 @@ func (rn *run) report(stdout io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// writeJSON prints the summary as one JSON object, with every request's
+// result in "results", its last field. The results are written one at a
+// time, straight from the requests, and not made into one block of JSON
+// first: a run of 100,000 requests would hold that block, tens of megabytes
+// of it, on top of the requests themselves, and the process's peak memory
+// is what the comparison shows.
+func (s summary) writeJSON(w io.Writer) error {
+	head, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	out := bufio.NewWriter(w)
+	out.Write(head[:len(head)-len("\n}")]) // the object so far, without its closing brace
+	out.WriteString(",\n  \"results\": [")
+	for i, r := range s.requests {
+		line, err := json.Marshal(resultOf(r))
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			out.WriteString(",")
+		}
+		out.WriteString("\n    ")
+		out.Write(line)
+	}
+	out.WriteString("\n  ]\n}\n")
+	return out.Flush()
 }
 
 // shownRequests is how many requests the text report prints a line for: after
@@ -129,7 +167,8 @@ func (s summary) write(w io.Writer) error {
 	var spans []testserver.Span
 	var hidden []string // the outcomes of the requests not shown, in order of first appearance
 	hiddenCount := map[string]int{}
-	for i, r := range s.Results {
+	for i, req := range s.requests {
+		r := resultOf(req)
 		spans = append(spans, testserver.Span{Label: strconv.Itoa(r.ID), Start: duration(r.StartMS), End: duration(r.EndMS), Failed: r.Error != ""})
 		what, outcome := fmt.Sprintf("GET %s (%s)", r.Path, r.Host), "succeeded"
 		if r.Error != "" {

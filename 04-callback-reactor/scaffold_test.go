@@ -628,12 +628,20 @@ func TestJSONSummaryHasEveryField(t *testing.T) {
 			t.Errorf("JSON has no %q", key)
 		}
 	}
-	var s summary
+	var s struct {
+		summary
+		Results []result `json:"results"`
+	}
 	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
 		t.Fatal(err)
 	}
 	if s.Stage != stage || s.Requests != 3 || s.OK != 3 || s.Failed != 0 || s.PeakInFlight == nil || len(s.Results) != 3 || s.Syscalls["write"] != 3 {
 		t.Errorf("summary does not describe 3 good requests: %+v", s)
+	}
+	for i, r := range s.Results {
+		if r.ID != i+1 || r.Status != 200 || r.Bytes == 0 || r.EndMS < r.StartMS || r.Error != "" {
+			t.Errorf("result %d: %+v; want request %d's, a 200 with a body", i, r, i+1)
+		}
 	}
 }
 

@@ -110,14 +110,15 @@ func (f *framing) readHeader(raw []byte) error {
 		if lineEnd < 0 {
 			return nil // the rest of this line has not arrived yet
 		}
-		line := string(bytes.TrimSuffix(raw[f.scanned:f.scanned+lineEnd], []byte("\r")))
+		// The line stays bytes: a string of each would be copied for nothing.
+		line := bytes.TrimSuffix(raw[f.scanned:f.scanned+lineEnd], []byte("\r"))
 		first := f.scanned == 0
 		f.scanned += lineEnd + 1
 		switch {
 		case first:
-			f.status, _ = strconv.Atoi(line[9:12]) // couldBeStatusLine checked the three digits
+			f.status, _ = strconv.Atoi(string(line[9:12])) // couldBeStatusLine checked the three digits
 			f.length = -1
-		case line == "":
+		case len(line) == 0:
 			f.bodyStart, f.chunkAt = f.scanned, f.scanned
 			return nil
 		case line[0] == ' ' || line[0] == '\t':
@@ -147,20 +148,20 @@ func couldBeStatusLine(raw []byte) bool {
 
 // headerField reads one "Name: value" line, for the fields that frame the
 // body, and the test server's mark.
-func (f *framing) headerField(line string) error {
-	name, value, found := strings.Cut(line, ":")
+func (f *framing) headerField(line []byte) error {
+	name, value, found := bytes.Cut(line, []byte(":"))
 	if !found {
 		return fmt.Errorf("the response's header has a line that is not a field: %q", line[:min(len(line), 40)])
 	}
-	value = strings.TrimSpace(value)
+	value = bytes.TrimSpace(value)
 	switch {
-	case strings.EqualFold(name, "Transfer-Encoding"):
-		codings := strings.Split(value, ",")
-		f.chunked = strings.EqualFold(strings.TrimSpace(codings[len(codings)-1]), "chunked")
+	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+		codings := bytes.Split(value, []byte(","))
+		f.chunked = bytes.EqualFold(bytes.TrimSpace(codings[len(codings)-1]), []byte("chunked"))
 		f.untilEOF = !f.chunked
-	case strings.EqualFold(name, "Content-Length"):
-		for _, v := range strings.Split(value, ",") { // "5, 5" is allowed: the same length twice
-			n, err := strconv.Atoi(strings.TrimSpace(v))
+	case bytes.EqualFold(name, []byte("Content-Length")):
+		for _, v := range bytes.Split(value, []byte(",")) { // "5, 5" is allowed: the same length twice
+			n, err := strconv.Atoi(string(bytes.TrimSpace(v)))
 			if err != nil || n < 0 {
 				return fmt.Errorf("the response's Content-Length %q is not a length", value)
 			}
@@ -169,8 +170,8 @@ func (f *framing) headerField(line string) error {
 			}
 			f.length = n
 		}
-	case strings.EqualFold(name, testserver.MarkHeader):
-		f.marked = value == testserver.MarkValue
+	case bytes.EqualFold(name, []byte(testserver.MarkHeader)):
+		f.marked = string(value) == testserver.MarkValue
 	}
 	return nil
 }
