@@ -494,6 +494,28 @@ type printedTables struct {
 	machine bool
 	tables  []printedTable
 	notes   []string // below the last table, normalised
+	targets []string // stage 05's targets below the notes: the header and each target's name
+}
+
+// targetsHeader starts the block of stage 05 against its targets
+// (measure/targets.go), below the tables' notes or in a block of its own.
+const targetsHeader = "stage 05 against its targets"
+
+// targetNameWidth is the target column's: two spaces, then the name padded to 48.
+const targetNameWidth = 50
+
+// readTargets reads a targets block: its first line, its column header and
+// the name of each target, the part that does not change from run to run.
+func readTargets(lines []string) ([]string, error) {
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], targetsHeader) {
+		return nil, fmt.Errorf("it does not start with %q and a header", targetsHeader)
+	}
+	read := []string{lines[0], strings.Join(strings.Fields(lines[1]), " ")}
+	for _, line := range lines[2:] {
+		name := []rune(line)
+		read = append(read, strings.TrimSpace(string(name[:min(len(name), targetNameWidth)])))
+	}
+	return read, nil
 }
 
 type printedTable struct {
@@ -537,7 +559,18 @@ func readTables(output string) (printedTables, error) {
 	if len(p.tables) == 0 {
 		return p, errors.New("it has no table")
 	}
-	p.notes = normalise(strings.Join(lines[i:], "\n"))
+	notes := lines[i:]
+	for j, line := range notes {
+		if strings.HasPrefix(line, targetsHeader) {
+			targets, err := readTargets(notes[j:])
+			if err != nil {
+				return p, err
+			}
+			p.targets, notes = targets, notes[:j]
+			break
+		}
+	}
+	p.notes = normalise(strings.Join(notes, "\n"))
 	return p, nil
 }
 
@@ -568,6 +601,16 @@ func TestGeneratedBlocks(t *testing.T) {
 	for _, b := range blocks {
 		rel, _ := filepath.Rel(root, b.file)
 		t.Run(fmt.Sprintf("%s:%d", rel, b.line), func(t *testing.T) {
+			if b.workload == "targets" {
+				shown, err := readTargets(strings.Split(strings.TrimRight(b.content, "\n"), "\n"))
+				if err != nil {
+					t.Fatalf("%s:%d: not what measure prints: %v. Regenerate with: make performance", rel, b.line, err)
+				}
+				if diff := cmp.Diff(fresh.targets, shown); diff != "" {
+					t.Errorf("%s:%d: stage 05's targets have changed (-now +docs):\n%s\nRegenerate with: make performance", rel, b.line, diff)
+				}
+				return
+			}
 			shown, err := readTables(b.content)
 			if err != nil {
 				t.Fatalf("%s:%d: not what measure prints: %v. Regenerate with: make performance", rel, b.line, err)
@@ -586,6 +629,9 @@ func TestGeneratedBlocks(t *testing.T) {
 			if b.workload == "" {
 				if diff := cmp.Diff(fresh.notes, shown.notes); diff != "" {
 					t.Errorf("%s:%d: the notes below the tables have changed (-now +docs, normalised):\n%s\nRegenerate with: make performance", rel, b.line, diff)
+				}
+				if diff := cmp.Diff(fresh.targets, shown.targets); diff != "" {
+					t.Errorf("%s:%d: stage 05's targets below the notes have changed (-now +docs):\n%s\nRegenerate with: make performance", rel, b.line, diff)
 				}
 			}
 		})

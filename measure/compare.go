@@ -260,6 +260,9 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		if c, err = measureComparison(ctx, o, log); err != nil {
 			return err
 		}
+		if err := saveComparison(o.saveComparison, c, log); err != nil {
+			return err
+		}
 	}
 	if o.asJSON {
 		return writeJSON(stdout, c)
@@ -396,6 +399,27 @@ func runOnce(ctx context.Context, m candidate, bin string, srv server, w workloa
 	return r
 }
 
+// saveComparison keeps c's JSON in file, for -comparison next time ("": not
+// asked for).
+func saveComparison(file string, c comparison, log io.Writer) error {
+	if file == "" {
+		return nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	err = writeJSON(f, c)
+	if closeErr := f.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "wrote %s\n", file)
+	return nil
+}
+
 // writeJSON prints a comparison as -json does (and -save-comparison keeps it).
 func writeJSON(w io.Writer, c comparison) error {
 	enc := json.NewEncoder(w)
@@ -443,11 +467,11 @@ func writeComparison(w io.Writer, c comparison) error {
 			notes = append(notes, fmt.Sprintf("  %-30s %s", m.Name, m.client.note))
 		}
 	}
-	if len(notes) == 0 {
-		return nil
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "the clients that are not stages (wall: ab's and curl's the process's whole life):\n%s\n", strings.Join(notes, "\n"))
 	}
-	_, err := fmt.Fprintf(w, "the clients that are not stages (wall: ab's and curl's the process's whole life):\n%s\n", strings.Join(notes, "\n"))
-	return err
+	fmt.Fprintln(w)
+	return writeTargets(w, c)
 }
 
 // writeMachine prints the line that says where the figures come from.

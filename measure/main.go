@@ -70,7 +70,7 @@ type options struct {
 	only           string // all, timelines, comparison or curve
 	out            string // where the SVGs go ("": docs/pictures in the repository)
 	comparison     string // a saved comparison JSON to print or draw instead of running one
-	saveComparison string // where to keep the JSON of a comparison -pictures runs
+	saveComparison string // where to keep the JSON of a comparison run now
 }
 
 // The workloads each way of running measures, unless -workloads says others.
@@ -80,7 +80,7 @@ const (
 )
 
 // picturesOnly are the flags that mean something with -pictures alone.
-var picturesOnly = []string{"only", "out", "save-comparison"}
+var picturesOnly = []string{"only", "out"}
 
 // tablesOnly are the flags that mean something for the tables alone.
 var tablesOnly = []string{"runs", "write", "clients"}
@@ -142,7 +142,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.only, "only", "all", "with -pictures: which picture to make: all, timelines, comparison or curve")
 	fs.StringVar(&o.out, "out", "", "with -pictures: `folder` to write the SVG files to (default: docs/pictures in the repository)")
 	fs.StringVar(&o.comparison, "comparison", "", "print the tables (or with -pictures draw comparison.svg) from this saved `file` (go run ./measure -json output) instead of running the comparison")
-	fs.StringVar(&o.saveComparison, "save-comparison", "", "with -pictures: also write the comparison's JSON to this `file`, for -comparison next time")
+	fs.StringVar(&o.saveComparison, "save-comparison", "", "also write the JSON of the comparison run now to this `file`, for -comparison next time")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -114,19 +114,8 @@ func makeComparison(ctx context.Context, bin string, srv server, o options, log 
 		c = runComparison(ctx, bin, srv, o.workloads, 1, log)
 		step()
 	}
-	if o.saveComparison != "" {
-		f, err := os.Create(o.saveComparison)
-		if err != nil {
-			return err
-		}
-		err = writeJSON(f, c)
-		if closeErr := f.Close(); err == nil {
-			err = closeErr
-		}
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(log, "wrote %s\n", o.saveComparison)
+	if err := saveComparison(o.saveComparison, c, log); err != nil {
+		return err
 	}
 	return write(log, filepath.Join(o.out, "comparison.svg"), drawComparison(c))
 }

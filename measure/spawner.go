@@ -30,6 +30,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"sync"
 	"syscall"
@@ -60,17 +61,21 @@ type spawnResult struct {
 }
 
 // spawnerMain is the spawner's whole program: one request a line in, one
-// result a line out, until its input ends.
+// result a line out, until its input ends. SIGTERM or Ctrl-C (measure
+// stopping) kills the program running, whose result is still sent, and
+// ends the spawner.
 func spawnerMain(in io.Reader, out io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	requests := bufio.NewScanner(in)
 	results := json.NewEncoder(out)
-	for requests.Scan() {
+	for ctx.Err() == nil && requests.Scan() {
 		var req spawnRequest
 		if err := json.Unmarshal(requests.Bytes(), &req); err != nil {
 			fmt.Fprintln(os.Stderr, "measure's spawner:", err)
 			return 2
 		}
-		if err := results.Encode(runDirectly(req)); err != nil {
+		if err := results.Encode(runDirectly(ctx, req)); err != nil {
 			return 2
 		}
 	}
@@ -78,7 +83,7 @@ func spawnerMain(in io.Reader, out io.Writer) int {
 }
 
 // runDirectly runs the program of req from this process, with its files.
-func runDirectly(req spawnRequest) spawnResult {
+func runDirectly(ctx context.Context, req spawnRequest) spawnResult {
 	failed := func(err error) spawnResult { return spawnResult{Exit: -1, Error: err.Error()} }
 	stdout, err := os.Create(req.Stdout)
 	if err != nil {
@@ -99,7 +104,7 @@ func runDirectly(req spawnRequest) spawnResult {
 		defer file.Close()
 		stdin = file
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), req.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, req.Timeout)
 	defer cancel()
 	return runProgram(ctx, req.Argv, stdin, stdout, stderr)
 }
@@ -229,6 +234,17 @@ func (sp *spawner) launch(ctx context.Context, timeout time.Duration, argv []str
 	if _, err := sp.send.Write(append(line, '\n')); err != nil {
 		return launched{}, fmt.Errorf("the spawner has stopped: %w", err)
 	}
+	// Should measure be stopped meanwhile, the spawner is told to kill the
+	// program, as exec.CommandContext would kill one started here.
+	answered := make(chan struct{})
+	defer close(answered)
+	go func() {
+		select {
+		case <-ctx.Done():
+			sp.cmd.Process.Signal(syscall.SIGTERM)
+		case <-answered:
+		}
+	}()
 	if !sp.results.Scan() {
 		return launched{}, fmt.Errorf("the spawner has stopped: %v", sp.results.Err())
 	}

@@ -86,3 +86,20 @@ func startTestSpawner(t *testing.T) *spawner {
 	t.Cleanup(sp.stop)
 	return sp
 }
+
+// TestSpawnerStopsWithMeasure: when measure's context ends (Ctrl-C,
+// SIGTERM), the program the spawner is running is killed, not left to run
+// out its time.
+func TestSpawnerStopsWithMeasure(t *testing.T) {
+	sp := startTestSpawner(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	l, err := sp.launch(ctx, time.Minute, []string{"/bin/sh", "-c", "sleep 30"}, nil)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the program ran %v after measure stopped", took)
+	}
+	if err == nil || l.Error == "" {
+		t.Errorf("error %v, program's error %q: want both to say it was stopped", err, l.Error)
+	}
+}
