@@ -224,7 +224,7 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"-runs", "3", "-workloads", "scale10k"}, "", "scale10k"},
 		{[]string{"-comparison", "saved.json"}, "", "few,hundred,many,scale,scale10k"},
 		{[]string{"-only", "curve"}, "-only: only with -pictures", ""},
-		{[]string{"-out", "x", "-only", "y"}, "-out, -only: only with -pictures", ""},
+		{[]string{"-out", "x", "-only", "y"}, "-only, -out: only with -pictures", ""},
 		{[]string{"-pictures", "-json"}, "-json: for the comparison's tables", ""},
 		{[]string{"-pictures", "-runs", "3"}, "-runs: for the comparison's tables", ""},
 		{[]string{"-runs", "0"}, "-runs 0: want 1 or more", ""},
