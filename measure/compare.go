@@ -237,6 +237,11 @@ type comparison struct {
 type workloadRun struct {
 	workload
 	Rows []row `json:"rows"`
+	// ConnectRampMS is how long a client that only starts its n connects
+	// takes to start them all (the connects program; the median, with
+	// -runs): the floor under 05's ramp, printed with its targets. nil on
+	// the workloads the targets do not read, or when it could not run.
+	ConnectRampMS *float64 `json:"connect_ramp_ms,omitempty"`
 }
 
 // compare is measure without -pictures: build, start the server, run every
@@ -299,7 +304,7 @@ func measureComparison(ctx context.Context, o options, log io.Writer) (compariso
 func runComparison(ctx context.Context, bin string, srv server, chosen []workload, runs int, log io.Writer) comparison {
 	c := comparison{Machine: describeMachine(), Server: srv.addr, Runs: max(runs, 1)}
 	for _, w := range chosen {
-		c.Workloads = append(c.Workloads, workloadRun{w, runWorkload(ctx, bin, srv, w, c.Machine.MaxFDs, c.Runs, log)})
+		c.Workloads = append(c.Workloads, runWorkload(ctx, bin, srv, w, c.Machine.MaxFDs, c.Runs, log))
 	}
 	return c
 }
@@ -337,8 +342,9 @@ func namesOf(ws []workload) string {
 // of the machine falls on several rows' one run rather than on one row's
 // every run. A program that failed gets a row that says why, and the others
 // still run.
-func runWorkload(ctx context.Context, bin string, srv server, w workload, maxFDs, runs int, log io.Writer) []row {
+func runWorkload(ctx context.Context, bin string, srv server, w workload, maxFDs, runs int, log io.Writer) workloadRun {
 	rows := make([]row, len(candidates))
+	var ramps []float64 // the connects alone, once a run (connectRamp)
 	for i, m := range candidates {
 		rows[i] = row{Model: m.Name, Stage: m.Stage, Args: m.Args}
 		if m.client != nil {
@@ -359,6 +365,9 @@ func runWorkload(ctx context.Context, bin string, srv server, w workload, maxFDs
 				rows[i].Runs = append(rows[i].Runs, runOnce(ctx, m, bin, srv, w))
 			}
 		}
+		if readsTargets(w) {
+			ramps = append(ramps, connectRamp(ctx, bin, srv.addr, w, log))
+		}
 	}
 	for i, m := range candidates {
 		r := &rows[i]
@@ -370,7 +379,12 @@ func runWorkload(ctx context.Context, bin string, srv server, w workload, maxFDs
 		}
 		r.LargestN = m.limit(r.Summary, maxFDs)
 	}
-	return rows
+	wr := workloadRun{workload: w, Rows: rows}
+	if len(ramps) == runs && !slices.Contains(ramps, -1) {
+		ramp := median(ramps)
+		wr.ConnectRampMS = &ramp
+	}
+	return wr
 }
 
 // runOnce runs one row once, and reads the kernel's TCP counters and the

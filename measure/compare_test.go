@@ -61,9 +61,9 @@ func TestComparisonShowsFailures(t *testing.T) {
 	crash := `echo 'panic: something broke' >&2; exit 2`
 	dir := fakePrograms(t, partly, "03-select-multiplex", crash)
 
-	rows := runWorkload(context.Background(), dir, server{addr: "127.0.0.1:1"}, workload{Name: "test", N: 10}, 1000, 1, io.Discard)
+	rows := runWorkload(context.Background(), dir, server{addr: "127.0.0.1:1"}, workload{Name: "test", N: 10}, 1000, 1, io.Discard).Rows
 	var out bytes.Buffer
-	if err := writeComparison(&out, comparison{Workloads: []workloadRun{{workload{Name: "test", N: 10}, rows}}}); err != nil {
+	if err := writeComparison(&out, comparison{Workloads: []workloadRun{{workload: workload{Name: "test", N: 10}, Rows: rows}}}); err != nil {
 		t.Fatal(err)
 	}
 	table := out.String()
@@ -88,7 +88,7 @@ func TestComparisonShowsFailures(t *testing.T) {
 func TestEachRowRunsItsFlags(t *testing.T) {
 	script := `echo '{"stage":"x","requests":3,"ok":3,"failed":0,"results":[],"server":"'"$*"'"}'`
 	dir := fakePrograms(t, script, "", "")
-	rows := runWorkload(context.Background(), dir, server{addr: "127.0.0.1:1"}, workload{Name: "test", N: 3, Delay: 20 * time.Millisecond}, 1000, 1, io.Discard)
+	rows := runWorkload(context.Background(), dir, server{addr: "127.0.0.1:1"}, workload{Name: "test", N: 3, Delay: 20 * time.Millisecond}, 1000, 1, io.Discard).Rows
 	got := map[string]string{}
 	for _, r := range rows {
 		if r.Summary != nil {

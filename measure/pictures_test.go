@@ -165,12 +165,12 @@ func fakeComparison() comparison {
 		Machine: fakeMachine,
 		Server:  "127.0.0.1:40000",
 		Workloads: []workloadRun{
-			{workload{Name: "many", N: 1100, Delay: time.Second}, []row{
+			{workload: workload{Name: "many", N: 1100, Delay: time.Second}, Rows: []row{
 				{Model: "01 blocking, one at a time", Stage: "01-blocking", Skipped: "one at a time would take 18m20s"},
 				ran("02 nonblocking, busy-polling", "02-nonblocking-spin", 1100, 1050, 8900, 1100, 1100),
 				ran("03 select", "03-select-multiplex", 1090, 41, 9700, 1017, 1100),
 			}},
-			{workload{Name: "scale", N: 5000, Delay: time.Second}, []row{
+			{workload: workload{Name: "scale", N: 5000, Delay: time.Second}, Rows: []row{
 				{Model: "03 select", Stage: "03-select-multiplex", Skipped: "select stops at FD_SETSIZE"},
 				ran("05 epoll, level-triggered", "05-epoll", 1280, 190, 14900, 5000, 5000),
 				{Model: "06 thread per request", Stage: "06-goroutines-compare", Error: "06-goroutines-compare: signal: killed"},

@@ -74,6 +74,10 @@ func programs(ctx context.Context, bin string, log io.Writer) (dir string, done 
 // (clients.go): its program is nethttp in the folder.
 const netHTTPClient = "./measure/clients/nethttp"
 
+// connectsProgram is the floor under stage 05's connect ramp (targets.go):
+// its program is connects in the folder.
+const connectsProgram = "./measure/clients/connects"
+
 // buildPrograms builds the test server, every stage measured and the
 // net/http client into a new folder, which the caller removes. 05 builds everywhere (on epoll on Linux,
 // on kqueue on macOS and FreeBSD, and elsewhere as a program that says why
@@ -83,7 +87,7 @@ func buildPrograms(ctx context.Context, root string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("making a folder for the programs: %w", err)
 	}
-	args := []string{"build", "-o", dir + string(os.PathSeparator), "./internal/testserver/cmd/testserver", netHTTPClient}
+	args := []string{"build", "-o", dir + string(os.PathSeparator), "./internal/testserver/cmd/testserver", netHTTPClient, connectsProgram}
 	for _, s := range stageDirs() {
 		args = append(args, "./"+s)
 	}

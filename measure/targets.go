@@ -12,8 +12,12 @@ package main
 // -workloads it needs.
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -65,7 +69,30 @@ func writeTargets(w io.Writer, c comparison) error {
 		}
 		writeCells(w, t.name, cells)
 	}
+	for _, n := range []int{5000, 10000} {
+		wr := findWorkload(c, n)
+		var cells []string
+		for _, name := range models {
+			cells = append(cells, floorCell(wr, name))
+		}
+		writeCells(w, fmt.Sprintf("the floor at %d: its connects alone", n), cells)
+	}
 	return nil
+}
+
+// floorCell sets the connects alone (ConnectRampMS) beside what the named
+// row took past the delay: how much of 05's time beyond one delay a client
+// that only starts its connects needs already.
+func floorCell(wr *workloadRun, name string) string {
+	if wr == nil {
+		return "not run"
+	}
+	r, ok := findRow(*wr, name)
+	if wr.ConnectRampMS == nil || !ok || r.Summary == nil {
+		return "not measured"
+	}
+	past := time.Duration((r.Summary.WallMS - float64(wr.Delay.Milliseconds())) * float64(time.Millisecond))
+	return fmt.Sprintf("%.2fs of its %.2fs past the delay", *wr.ConnectRampMS/1000, past.Seconds())
 }
 
 // writeCells prints one line of the targets: the first column, then each cell.
@@ -195,4 +222,35 @@ func memoryPerConnectionAtMost(limitKB float64) func(row, workloadRun, workloadR
 		each := float64(r.Summary.MaxRSSKB-rest.Summary.MaxRSSKB) / float64(wr.N-base.N)
 		return fmt.Sprintf("%.2f KB: %s", each, verdict(each <= limitKB, fmt.Sprintf("%.2f KB", each-limitKB)))
 	}
+}
+
+// readsTargets tells whether some target is read on workload w.
+func readsTargets(w workload) bool {
+	for _, t := range targets {
+		if w.N == t.n && w.Delay == time.Second {
+			return true
+		}
+	}
+	return false
+}
+
+// connectRamp runs the connects program once on w's n: how long a client
+// that does nothing but start its connects takes to start them all, in
+// milliseconds; -1, said on log, when it could not run.
+func connectRamp(ctx context.Context, bin, addr string, w workload, log io.Writer) float64 {
+	l, err := launch(ctx, time.Minute, []string{filepath.Join(bin, "connects"), "-addr", addr, "-n", strconv.Itoa(w.N)}, nil)
+	if err == nil && l.Error != "" {
+		err = fmt.Errorf("%s %s", l.Error, firstLine(string(l.stderr)))
+	}
+	var printed struct {
+		RampMS float64 `json:"ramp_ms"`
+	}
+	if err == nil {
+		err = json.Unmarshal(l.stdout, &printed)
+	}
+	if err != nil {
+		fmt.Fprintf(log, "the connects alone, %d of them: %v\n", w.N, err)
+		return -1
+	}
+	return printed.RampMS
 }
