@@ -194,7 +194,11 @@ func aheadBy(share float64) func(row, workloadRun, workloadRun) string {
 			return "no other row completed"
 		}
 		ahead := next.Summary.WallMS/r.Summary.WallMS - 1
-		return fmt.Sprintf("%.0f%% ahead of %s: %s", 100*ahead, shortModel(next.Model), verdict(ahead >= share, fmt.Sprintf("%.0f points", 100*(share-ahead))))
+		short := fmt.Sprintf("%.0f points", 100*(share-ahead))
+		if short == "1 points" {
+			short = "1 point"
+		}
+		return fmt.Sprintf("%.0f%% ahead of %s: %s", 100*ahead, shortModel(next.Model), verdict(ahead >= share, short))
 	}
 }
 
