@@ -43,9 +43,9 @@ func main() {
 	}()
 	start := time.Now()
 	for range *n {
-		fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		fd, err := nonblockingSocket(family)
 		if err != nil {
-			fail(fmt.Errorf("socket: %w", err))
+			fail(err)
 		}
 		fds = append(fds, fd)
 		if err := unix.Connect(fd, to); err != nil && err != unix.EINPROGRESS {
