@@ -24,10 +24,12 @@
 // against a standalone server (make server), all 5,000 in flight at once.
 //
 // This file is the loop, and it is the same on every system. What it asks
-// of the kernel's watched set is five small functions, in epoll.go on Linux
+// of the kernel's watched set is four small functions, in epoll.go on Linux
 // and in kqueue.go on macOS and FreeBSD, whose kqueue(2) does the same job
 // (see the README): the way Go's runtime keeps its own netpoller, one
-// contract with netpoll_epoll.go and netpoll_kqueue.go beside it.
+// contract with netpoll_epoll.go and netpoll_kqueue.go beside it. Its
+// sockets are nonblocking from the call that makes them (socket_flags.go;
+// socket_fcntl.go on macOS).
 // Everything around the lesson (the shared flags, the requests, reading a
 // response, the report) is in the scaffold*.go files, the same in every
 // stage. Compare: make diff FROM=04 TO=05. Next: make diff FROM=05 TO=06.

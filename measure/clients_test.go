@@ -76,15 +76,8 @@ func TestClientsAgainstTheTestServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the net/http client and waits a second per client")
 	}
-	srv, err := testserver.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	bin := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", bin, "./clients/nethttp").CombinedOutput(); err != nil {
-		t.Fatalf("building the net/http client: %v\n%s", err, out)
-	}
+	srv := startTestServer(t)
+	bin := buildProgram(t, "./clients/nethttp")
 	w := workload{N: 5, Delay: time.Second}
 	for name, c := range map[string]*client{"nethttp": netHTTP, "asyncio": asyncio, "ab": apacheBench, "curl": curl} {
 		t.Run(name, func(t *testing.T) {
@@ -245,4 +238,26 @@ func TestWriteGenerated(t *testing.T) {
 	if err := writeGenerated(filepath.Join(t.TempDir(), "none.md"), c, &log); err == nil {
 		t.Error("a file that does not exist: no error")
 	}
+}
+
+// startTestServer starts the test server in this process until the test ends.
+func startTestServer(t *testing.T) *testserver.Server {
+	t.Helper()
+	srv, err := testserver.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// buildProgram builds the program of package pkg (./clients/nethttp) into a
+// folder of the test's, and returns the folder.
+func buildProgram(t *testing.T, pkg string) string {
+	t.Helper()
+	bin := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", pkg, err, out)
+	}
+	return bin
 }

@@ -257,15 +257,16 @@ func (sp *spawner) launch(ctx context.Context, timeout time.Duration, argv []str
 	return l, ctx.Err()
 }
 
-// launchHere runs the program from this process, as the spawner does.
+// launchHere runs the program from this process, as the spawner does, and
+// like the spawner's launch says when measure was stopped meanwhile.
 func launchHere(ctx context.Context, timeout time.Duration, argv []string, stdin []byte) (launched, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	inTime, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var in io.Reader
 	if stdin != nil {
 		in = bytes.NewReader(stdin)
 	}
 	var stdout, stderr bytes.Buffer
-	res := runProgram(ctx, argv, in, &stdout, &stderr)
-	return launched{stdout.Bytes(), stderr.Bytes(), res}, nil
+	res := runProgram(inTime, argv, in, &stdout, &stderr)
+	return launched{stdout.Bytes(), stderr.Bytes(), res}, ctx.Err()
 }

@@ -36,7 +36,7 @@ func TestSpawnerRunsPrograms(t *testing.T) {
 	if err != nil || l.Error != "exit status 2" {
 		t.Errorf("exit 2: error %q, %v; want \"exit status 2\"", l.Error, err)
 	}
-	l, err = sp.launch(context.Background(), 100*time.Millisecond, []string{"/bin/sh", "-c", "sleep 5"}, nil)
+	l, err = sp.launch(context.Background(), 100*time.Millisecond, []string{"/bin/sh", "-c", "exec sleep 5"}, nil)
 	if err != nil || l.Error == "" || l.Wall > 4*time.Second {
 		t.Errorf("a program past its time: error %q, %v, after %v; want it killed", l.Error, err, l.Wall)
 	}
@@ -96,7 +96,7 @@ func TestSpawnerStopsWithMeasure(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	l, err := sp.launch(ctx, time.Minute, []string{"/bin/sh", "-c", "sleep 30"}, nil)
+	l, err := sp.launch(ctx, time.Minute, []string{"/bin/sh", "-c", "exec sleep 30"}, nil)
 	if took := time.Since(start); took > 10*time.Second {
 		t.Fatalf("the program ran %v after measure stopped", took)
 	}

@@ -5,12 +5,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
-
-	"blocking-to-epoll/internal/testserver"
 )
 
 // TestTargets: each target is read off the right row and workload, and says
@@ -64,15 +61,8 @@ func TestConnectsAlone(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the connects program")
 	}
-	srv, err := testserver.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	bin := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", bin, "./clients/connects").CombinedOutput(); err != nil {
-		t.Fatalf("building the connects program: %v\n%s", err, out)
-	}
+	srv := startTestServer(t)
+	bin := buildProgram(t, "./clients/connects")
 	var log bytes.Buffer
 	if ramp := connectRamp(context.Background(), bin, srv.Addr(), workload{N: 20, Delay: time.Second}, &log); ramp <= 0 {
 		t.Errorf("20 connects took %v ms; want a time (log: %s)", ramp, log.String())
